@@ -1,0 +1,14 @@
+"""`sserd edit` (not implemented yet)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from ..errors import NotImplementedYet
+
+
+def edit(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
+    """Not implemented yet."""
+    raise NotImplementedYet("'sserd edit' is not implemented yet")

@@ -1,0 +1,14 @@
+"""`sserd prepare` (not implemented yet)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from ..errors import NotImplementedYet
+
+
+def prepare(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
+    """Not implemented yet."""
+    raise NotImplementedYet("'sserd prepare' is not implemented yet")

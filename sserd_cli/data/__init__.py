@@ -1,0 +1,1 @@
+"""Datasets: preparation of real corpora and the synthetic talking-face world."""
