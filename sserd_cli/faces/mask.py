@@ -1,0 +1,66 @@
+"""Soft face mask in aligned-crop space, for pasting an edited crop back.
+
+The mask is an ellipse built from the canonical template (align.CANONICAL_5):
+eye distance e = 0.2458 of the crop, eyes at y = 0.469, mouth at y = 0.725.
+It spans 2.3 e across (cheek to cheek: the bizygomatic width of an adult is about
+2.2 times the distance between the eye centres) and from 1.0 e above the eye line
+(mid forehead, below the hairline, where a generator's hair would not match) to
+0.75 e below the mouth (the chin).  The hard ellipse is feathered with a Gaussian
+(sigma = 4 % of the crop side) and then forced to exactly 0 within a margin of the
+crop border, so the warped mask fades to nothing before the crop's edge and
+paste-back leaves no seam.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from .align import CANONICAL_5
+
+_EYE_DIST = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0])
+_EYE_Y = float(CANONICAL_5[0, 1])
+_MOUTH_Y = float(CANONICAL_5[3, 1])
+
+# Ellipse in unit crop coordinates (see the module docstring).
+_TOP = _EYE_Y - 1.0 * _EYE_DIST         # ~0.223
+_BOTTOM = _MOUTH_Y + 0.75 * _EYE_DIST   # ~0.909
+_HALF_WIDTH = 1.15 * _EYE_DIST          # ~0.283
+FEATHER_SIGMA = 0.04                     # of the crop side
+BORDER_MARGIN = 0.02                     # of the crop side, forced to 0
+
+
+def face_mask(size: int) -> np.ndarray:
+    """Feathered face mask float32 [size, size] in [0, 1]: 1 inside the face, 0 at the border.
+
+    The array is cached per size and read-only; copy it before changing it.
+    """
+    return _face_mask(int(size))
+
+
+@lru_cache(maxsize=8)
+def _face_mask(size: int) -> np.ndarray:
+    if size < 16:
+        raise ValueError(f"mask size must be at least 16 pixels, got {size}")
+    # shrink the hard ellipse by ~1.5 sigma so the feathered 0.5 level sits a little
+    # inside the face outline and the tail has room before the border
+    sigma = FEATHER_SIGMA * size
+    shrink = 1.0 * sigma
+    cx = 0.5 * size - 0.5
+    cy = 0.5 * (_TOP + _BOTTOM) * size - 0.5
+    ax = _HALF_WIDTH * size - shrink
+    ay = 0.5 * (_BOTTOM - _TOP) * size - shrink
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    inside = (((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0).astype(np.float32)
+    soft = cv2.GaussianBlur(inside, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    soft[soft < 1.0 / 512] = 0.0   # cut the far Gaussian tail: untouched pixels stay exact
+    soft[soft > 1.0 - 1.0 / 512] = 1.0
+    margin = max(2, int(np.ceil(BORDER_MARGIN * size)))
+    soft[:margin] = 0.0
+    soft[-margin:] = 0.0
+    soft[:, :margin] = 0.0
+    soft[:, -margin:] = 0.0
+    soft.setflags(write=False)
+    return soft
