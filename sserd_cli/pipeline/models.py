@@ -1,0 +1,176 @@
+"""What the edit pipeline asks of a model: aligned face crops in, edited crops out.
+
+- :class:`IdentityModel` (``--model identity``): the "edit" is the aligned crop itself. With it the
+  whole pipeline (decode, faces, warp, paste-back, encode, audio) can be tested and timed without
+  trained weights, and must reproduce its input.
+- :class:`SserdModel`: the paper's inference (section 3): crops -> E -> w_s; the reference -> E -> w_r
+  once (codes averaged over the reference's frames), or the bundle's mean code of ``--emotion``;
+  CELCL -> w_e; G(w_s + strength * w_e) at the bundle's resolution. Batched, on the chosen device,
+  fp16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..emotions import emotion_index
+from ..errors import SserdError
+
+IDENTITY = "identity"
+DEFAULT_MODEL = "sserd-synthetic"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to edit towards: an emotion name, or aligned reference crops [N, S, S, 3] uint8."""
+
+    emotion: str | None = None
+    reference: np.ndarray | None = None
+
+    def __post_init__(self):
+        if (self.emotion is None) == (self.reference is None):
+            raise SserdError("give exactly one of --ref REF or --emotion NAME")
+        if self.emotion is not None:
+            emotion_index(self.emotion)  # a clear error for unknown names
+
+
+class EditModel(ABC):
+    """An editor of aligned face crops. ``resolution`` is the crop side it works at."""
+
+    name: str
+    resolution: int
+
+    @abstractmethod
+    def set_target(self, target: Target) -> None:
+        """Fix what every following :meth:`edit` call edits towards (computed once per run)."""
+
+    @abstractmethod
+    def edit(self, crops: np.ndarray) -> np.ndarray:
+        """Edited crops: uint8 [B, S, S, 3] RGB in, same shape out."""
+
+
+class IdentityModel(EditModel):
+    """The pass-through model: returns the aligned crops unchanged (the target is validated, then unused)."""
+
+    name = IDENTITY
+
+    def __init__(self, resolution: int = 512):
+        # 512 px keeps a face of up to ~400 px frame height at full detail through warp and paste-back
+        self.resolution = int(resolution)
+
+    def set_target(self, target: Target) -> None:
+        self.target = target
+
+    def edit(self, crops: np.ndarray) -> np.ndarray:
+        return crops
+
+
+class SserdModel(EditModel):
+    """SSERD inference from a model bundle (encoder, CELCL, generator and mean emotion codes)."""
+
+    def __init__(self, bundle, device="cpu", strength: float = 1.0):
+        import torch
+
+        self.bundle = bundle
+        self.name = str(bundle.card.get("name") or bundle.path.name)
+        self.resolution = int(bundle.card["resolution"])
+        self.device = torch.device(device)
+        self.strength = float(strength)
+        self.encoder = bundle.encoder(self.device).eval()
+        self.celcl = bundle.celcl(self.device).eval()
+        self.generator = bundle.generator(self.device).eval()
+        self.w_r = None
+
+    def set_target(self, target: Target) -> None:
+        import torch
+
+        if target.emotion is not None:
+            codes = self.bundle.mean_codes()
+            key = target.emotion.strip().lower()
+            if key not in codes:
+                have = ", ".join(sorted(codes)) or "none"
+                raise SserdError(f"model '{self.name}' has no mean code for '{key}' (it has: {have}); "
+                                 "use --ref with a reference image of that emotion instead")
+            code = codes[key].to(self.device, torch.float32)
+            self.w_r = code.reshape(1, *code.shape[-2:])
+        else:
+            codes = [self._encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
+            self.w_r = torch.cat(codes).float().mean(dim=0, keepdim=True)
+
+    def edit(self, crops: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self.w_r is None:
+            raise RuntimeError("set_target() must be called before edit()")
+        with torch.inference_mode(), self._autocast():
+            w_s = self._encode(crops)
+            w = self.celcl.edit(w_s, self.w_r.expand(len(w_s), -1, -1).to(w_s.dtype), strength=self.strength)
+            image = self.generator.synthesis(w, noise_mode="const")
+        return _to_uint8(image)
+
+    def _encode(self, crops: np.ndarray):
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+            x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            return self.encoder(x)
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+
+def _to_uint8(image) -> np.ndarray:
+    """[-1, 1] float [B, 3, S, S] -> uint8 [B, S, S, 3]."""
+    x = image.float().clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_()
+    return x.to("cpu").byte().permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def trained_only_on_synthetic(card: dict) -> bool:
+    """Whether a bundle's card says its training data was the synthetic world only."""
+    for key in ("domain", "training_domain", "trained_on"):
+        value = card.get(key)
+        if isinstance(value, str) and value.strip().lower() == "synthetic":
+            return True
+    provenance = card.get("provenance") or {}
+    if isinstance(provenance, dict):
+        for key in ("domain", "data", "dataset", "training_data", "trained_on"):
+            value = provenance.get(key)
+            if isinstance(value, str) and value.strip().lower().startswith("synthetic"):
+                return True
+    return False
+
+
+SYNTHETIC_WARNING = ("model '{name}' was trained only on synthetic faces: on real video it will edit poorly. "
+                     "For real faces train one (sserd prepare / train-encoder / build-pairs / train) or import "
+                     "StyleGAN2 weights (sserd import-stylegan) and train on them.")
+
+
+def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None) -> EditModel:
+    """``identity``, a bundle path, or the name of a bundle shipped in ``models/``."""
+    if name == IDENTITY:
+        return IdentityModel()
+    from ..resources import bundled_models_dir
+    from ..runtime import select_device
+
+    if name == DEFAULT_MODEL and not (bundled_models_dir() / name).is_dir():
+        raise SserdError(f"no model is bundled yet ('{DEFAULT_MODEL}' is missing): pass --model identity "
+                         "or --model PATH/TO/BUNDLE")
+    try:
+        from ..bundles import load_bundle
+    except ImportError as exc:  # the bundles module is part of the package; a broken install lands here
+        raise SserdError(f"cannot load model bundles in this install ({exc}): reinstall sserd") from None
+    bundle = load_bundle(name)
+    model = SserdModel(bundle, select_device(device), strength)
+    if warn is not None and trained_only_on_synthetic(bundle.card):
+        warn(SYNTHETIC_WARNING.format(name=model.name))
+    return model
