@@ -2,11 +2,11 @@
 
 The mask is an ellipse built from the canonical template (align.CANONICAL_5):
 eye distance e = 0.2458 of the crop, eyes at y = 0.469, mouth at y = 0.725.
-It spans 2.3 e across (cheek to cheek: the bizygomatic width of an adult is about
+It spans 2.4 e across (cheek to cheek: the bizygomatic width of an adult is about
 2.2 times the distance between the eye centres) and from 1.0 e above the eye line
 (mid forehead, below the hairline, where a generator's hair would not match) to
 0.75 e below the mouth (the chin).  The hard ellipse is feathered with a Gaussian
-(sigma = 4 % of the crop side) and then forced to exactly 0 within a margin of the
+(sigma = 3.5 % of the crop side) and then forced to exactly 0 within a margin of the
 crop border, so the warped mask fades to nothing before the crop's edge and
 paste-back leaves no seam.
 """
@@ -27,8 +27,8 @@ _MOUTH_Y = float(CANONICAL_5[3, 1])
 # Ellipse in unit crop coordinates (see the module docstring).
 _TOP = _EYE_Y - 1.0 * _EYE_DIST         # ~0.223
 _BOTTOM = _MOUTH_Y + 0.75 * _EYE_DIST   # ~0.909
-_HALF_WIDTH = 1.15 * _EYE_DIST          # ~0.283
-FEATHER_SIGMA = 0.04                     # of the crop side
+_HALF_WIDTH = 1.2 * _EYE_DIST           # ~0.295
+FEATHER_SIGMA = 0.035                    # of the crop side
 BORDER_MARGIN = 0.02                     # of the crop side, forced to 0
 
 
@@ -44,7 +44,7 @@ def face_mask(size: int) -> np.ndarray:
 def _face_mask(size: int) -> np.ndarray:
     if size < 16:
         raise ValueError(f"mask size must be at least 16 pixels, got {size}")
-    # shrink the hard ellipse by ~1.5 sigma so the feathered 0.5 level sits a little
+    # shrink the hard ellipse by one sigma so the feathered 0.5 level sits a little
     # inside the face outline and the tail has room before the border
     sigma = FEATHER_SIGMA * size
     shrink = 1.0 * sigma
