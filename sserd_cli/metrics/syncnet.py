@@ -167,3 +167,55 @@ def evaluate_sync(net: SyncNet, frames_bgr: np.ndarray, audio_16k: np.ndarray, v
         video_out.append(net.forward_lip(frame_windows(frames_bgr[start:stop + WINDOW - 1], stop - start).to(device)).cpu())
         audio_out.append(net.forward_aud(audio_windows[start:stop].to(device)).cpu())
     return sync_scores(torch.cat(video_out), torch.cat(audio_out), vshift)
+
+
+# syncnet_python crops the S3FD face box with a crop scale of 0.4: a square of side 2*bs*(1.4) whose
+# top is the box top (so it reaches below the chin), padded with grey 110, resized to 224. Our
+# crops carry no detector box, so the box is placed from the 5 points: side 2.2 eye-to-mouth
+# distances, top 0.77 of them above the eyes (a frontal face box from brows to chin).
+FACE_BOX_SIDE = 2.2
+FACE_BOX_TOP = 0.77
+CROP_SCALE = 0.4
+PAD_VALUE = 110
+
+
+def syncnet_view_transform(landmarks: np.ndarray) -> np.ndarray:
+    """Affine [2, 3] from an image with these 5 points to SyncNet's 224x224 input."""
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    eyes = landmarks[:2].mean(axis=0)
+    mouth = landmarks[3:5].mean(axis=0)
+    em = float(np.hypot(*(mouth - eyes)))
+    bs = FACE_BOX_SIDE * em / 2.0
+    top = eyes[1] - FACE_BOX_TOP * em
+    side = 2.0 * bs * (1.0 + CROP_SCALE)
+    x0, y0 = (eyes[0] + mouth[0]) / 2.0 - side / 2.0, top
+    scale = INPUT_SIZE / side
+    return np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]])
+
+
+def syncnet_views(crops_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """SyncNet inputs [N, 224, 224, 3] BGR uint8 from aligned RGB crops whose 5 points are ``landmarks``."""
+    import cv2
+
+    m = syncnet_view_transform(landmarks)
+    return np.stack([cv2.warpAffine(np.ascontiguousarray(c[:, :, ::-1]), m, (INPUT_SIZE, INPUT_SIZE),
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                    borderValue=(PAD_VALUE,) * 3) for c in crops_rgb])
+
+
+def resample_to_25fps(frame_numbers: list[int], fps: float, n_frames: int) -> list[int]:
+    """For each 25 fps tick, the source frame shown at that time (what ffmpeg -r 25 does), as list positions.
+
+    ``frame_numbers`` are the frames that have a crop; a tick whose frame has
+    none takes the nearest frame that has one.
+    """
+    if fps <= 0 or not frame_numbers:
+        return []
+    have = np.asarray(sorted(frame_numbers))
+    duration = n_frames / fps
+    ticks = int(np.floor(duration * VIDEO_FPS + 1e-6))
+    positions = []
+    for k in range(ticks):
+        source = min(int(np.floor(k / VIDEO_FPS * fps + 1e-6)), n_frames - 1)
+        positions.append(int(np.argmin(np.abs(have - source))))
+    return positions
