@@ -1,29 +1,277 @@
-"""Training commands (not implemented yet)."""
+"""Training commands: ``train-stylegan``, ``train-encoder``, ``build-pairs``, ``train``.
+
+Thin wrappers: typed options -> a stage config (sserd_cli.training.config) -> the stage's
+coach. Options left unset take the stage's defaults (the paper's numbers). With
+``--resume`` the run's saved config is used; only the schedule options given on the command
+line (--iterations, --checkpoint-every, --sample-every, --workers, --device) change it.
+Multi-GPU / multi-process: start the same command with ``torchrun --nproc-per-node N
+$(which sserd) ...``; each rank reads its shard of every batch and only rank 0 writes.
+"""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-from ..errors import NotImplementedYet
+from .console import err_console, make_progress, warn
+
+RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints")
+
+_DATA = typer.Argument(..., help="Dataset folder written by 'sserd prepare' or 'sserd synth' (index.csv + crops).",
+                       show_default=False)
+_OUT = typer.Option(..., "-o", "--out", help="Run directory (created; must not exist unless --resume).", show_default=False)
 
 
-def train_stylegan(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
-    """Train a StyleGAN2 generator on a dataset (not implemented yet)."""
-    raise NotImplementedYet("'sserd train-stylegan' is not implemented yet")
+def _common(**kwargs):
+    """Keep only the options the user set (None = the stage's default)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def train_encoder(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
-    """Train the latent encoder E by inversion, eq. 8-10 (not implemented yet)."""
-    raise NotImplementedYet("'sserd train-encoder' is not implemented yet")
+def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, out: Path, resume: bool, quiet: bool) -> None:
+    import dataclasses
+    import importlib
+
+    from ..runtime import seed_everything
+    from ..training import config as configs
+    from ..training import distributed
+    from ..training.run import RunDir, fit
+
+    config_cls = getattr(configs, config_name)
+    ctx = distributed.setup(explicit.get("device", "auto"))
+    try:
+        if resume:
+            run, saved = RunDir.open(out, stage, ctx)
+            values = dict(saved["config"])
+            ignored = [k for k, v in explicit.items() if k not in RESUMABLE and k in values and values[k] != v
+                       and k not in ("data", "run_dir")]
+            if ignored and ctx.is_main:
+                warn(f"--resume keeps the run's saved {', '.join(ignored)}; only {', '.join(RESUMABLE)} can change")
+            values.update({k: v for k, v in explicit.items() if k in RESUMABLE})
+            config = configs.from_dict(config_cls, values)
+        else:
+            config = config_cls(**explicit, run_dir=str(out))
+        configs.validate(config)
+        if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
+            from ..errors import SserdError
+
+            raise SserdError(f"run directory {out} already exists: continue it with --resume or choose another -o")
+        seed_everything(config.seed)
+        module_name, cls_name = coach_name.rsplit(".", 1)
+        coach = getattr(importlib.import_module(f"sserd_cli.training.{module_name}"), cls_name)(config, ctx)
+        perceptual = coach.run_info.get("perceptual")
+        if perceptual and perceptual.get("fallback") and ctx.is_main:
+            warn(perceptual["description"])
+        if not resume:
+            run = RunDir.create(out, stage, dataclasses.asdict(config), ctx)
+        run.update_config(run_info=coach.run_info, world_size=ctx.world_size, config=dataclasses.asdict(config))
+        seed_everything(config.seed + ctx.rank)  # per-rank random streams from here on
+        with make_progress(quiet or not ctx.is_main, unit="steps") as progress:
+            task = progress.add_task(stage, total=config.iterations, completed=coach.iteration, rate="")
+
+            def on_progress(done: int, total: int, losses: dict) -> None:
+                shown = " ".join(f"{k}={v:.3f}" for k, v in losses.items() if k in ("d", "g", "total", "l2", "pix", "cl"))
+                progress.update(task, completed=done, rate=shown)
+
+            summary = fit(coach, run, on_progress=on_progress, resume=resume)
+        if ctx.is_main and not quiet:
+            err_console.print(f"{stage}: {summary['iterations']} iterations, {summary['sec_per_step']:.3f} s/step; "
+                              f"bundle [bold]{summary.get('bundle')}[/]", highlight=False)
+    finally:
+        distributed.teardown(ctx)
 
 
-def build_pairs(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
-    """Fit SVM edit directions and synthesise paired data, eq. 11-12 (not implemented yet)."""
-    raise NotImplementedYet("'sserd build-pairs' is not implemented yet")
+def train_stylegan(
+    data: Path = _DATA,
+    out: Path = _OUT,
+    size: int = typer.Option(256, "--size", help="Image size (power of two)."),
+    iterations: Optional[int] = typer.Option(None, help="Training iterations [default: 100000]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step [default: 16]."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [default: 0.002]."),
+    style_dim: Optional[int] = typer.Option(None, help="Latent width [default: 512]."),
+    n_mlp: Optional[int] = typer.Option(None, help="Mapping network depth [default: 8]."),
+    channel_multiplier: Optional[int] = typer.Option(None, help="StyleGAN2 channel multiplier [default: 2]."),
+    channel_max: Optional[int] = typer.Option(None, help="Cap on channels per layer, for small models [default: 512]."),
+    path_length: bool = typer.Option(True, "--path-length/--no-path-length", help="Path length regulariser (weight 2)."),
+    mixing: Optional[float] = typer.Option(None, help="Style mixing probability [default: 0.9]."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N [default: auto]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    workers: Optional[int] = typer.Option(None, help="Image decoding threads [default: 2]."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a StyleGAN2 generator on a dataset of face crops (for domains without a public one).
+
+    Non-saturating logistic loss, lazy R1 (gamma 10), path length regulariser, style mixing,
+    EMA generator. Exports RUN/bundle (generator + discriminator).
+
+    Example: sserd train-stylegan crops/ -o runs/gan --size 256
+    """
+    explicit = _common(data=str(data), size=size, iterations=iterations, batch_size=batch_size, lr=lr,
+                       style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, channel_max=channel_max,
+                       mixing=mixing, device=device, seed=seed, checkpoint_every=checkpoint_every,
+                       sample_every=sample_every, workers=workers, amp=amp)
+    if not path_length:
+        explicit["path_length_weight"] = 0.0
+    _run_stage("stylegan", "stylegan.StyleGANCoach", "StyleGANConfig", explicit, out, resume, quiet)
 
 
-def train(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
-    """Hybrid SSERD training, eq. 13-14 (not implemented yet)."""
-    raise NotImplementedYet("'sserd train' is not implemented yet")
+def _bundle_size(model: str, size: Optional[int]) -> int:
+    if size is not None:
+        return size
+    from ..bundles import load_bundle
+
+    return int(load_bundle(model).resolution)
+
+
+def train_encoder(
+    data: Path = _DATA,
+    model: str = typer.Option(..., "--model", "-m", help="Bundle with the generator to invert (kept frozen).",
+                              show_default=False),
+    out: Path = _OUT,
+    size: Optional[int] = typer.Option(None, "--size", help="Image size [default: the bundle's resolution]."),
+    backbone: Optional[str] = typer.Option(None, help="iresnet50 (paper), iresnet34, iresnet18 or small."),
+    iterations: Optional[int] = typer.Option(None, help="Training iterations [default: 50000]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step [default: 2]."),
+    lr: Optional[float] = typer.Option(None, help="Ranger learning rate [default: 1e-4]."),
+    alpha: Optional[float] = typer.Option(None, help="Perceptual weight in eq. 8 [default: 0.8]."),
+    lambda_adv: Optional[float] = typer.Option(None, "--lambda-adv", help="lambda1 of eq. 10 [default: 0.1]."),
+    lambda_cl: Optional[float] = typer.Option(None, "--lambda-cl", help="lambda2 of eq. 10 [default: 0.1]."),
+    contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss on w_s."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights",
+                                               help="torchvision VGG19 state dict for the perceptual loss."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N [default: auto]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    workers: Optional[int] = typer.Option(None, help="Image decoding threads [default: 2]."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the latent encoder E by StyleGAN inversion (eq. 8-10), generator frozen.
+
+    L2 + 0.8 VGG19 perceptual + 0.1 adversarial (a discriminator trained alongside)
+    + 0.1 contrastive on w_s by emotion label; Ranger, lr 1e-4, batch 2.
+    Exports RUN/bundle (generator + encoder + discriminator).
+
+    Example: sserd train-encoder crops/ --model runs/gan/bundle -o runs/enc --vgg-weights vgg19.pth
+    """
+    explicit = _common(data=str(data), model=model, size=_bundle_size(model, size) if not resume else size,
+                       backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
+                       lambda_adv=lambda_adv, lambda_cl=lambda_cl, contrastive=contrastive,
+                       vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, workers=workers, amp=amp)
+    _run_stage("encoder", "encoder.EncoderCoach", "EncoderTrainConfig", explicit, out, resume, quiet)
+
+
+def build_pairs(
+    data: Path = _DATA,
+    model: str = typer.Option(..., "--model", "-m", help="Bundle with generator + encoder (from train-encoder).",
+                              show_default=False),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder for the paired set (must not exist).",
+                             show_default=False),
+    beta: float = typer.Option(15.0, help="Edit strength beta of eq. 12."),
+    layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
+    svm_c: float = typer.Option(1.0, "--svm-c", help="LinearSVC regularisation C."),
+    max_sources: int = typer.Option(0, "--max-sources", help="Cap on neutral source frames (0 = all)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Frames per encoder batch."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    seed: int = typer.Option(0, help="Random seed (hold-out split, source subset)."),
+    workers: int = typer.Option(2, help="Image decoding threads."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no table."),
+) -> None:
+    """Fit emotion edit directions (eq. 11) and synthesise the paired set (eq. 12).
+
+    Encodes every frame, fits one linear SVM neutral-vs-emotion per emotion in W+ (reports
+    held-out accuracy), renders I_t = G(w_s + beta*dir) for every neutral frame, reports how
+    much each direction moves the mouth, and writes OUT/ (index.csv, images/, latents,
+    report.json) with OUT/bundle (directions + mean codes added).
+
+    Example: sserd build-pairs crops/ --model runs/enc/bundle -o pairs/ --layers 0-7
+    """
+    from rich.table import Table
+
+    from ..training.config import PairsConfig
+    from ..training.pairs import build_pairs as run_build_pairs, parse_layers
+
+    config = PairsConfig(data=str(data), out=str(out), model=model, beta=beta, layers=parse_layers(layers), svm_c=svm_c,
+                         max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers)
+    with make_progress(quiet, unit="frames") as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total, rate="")
+            progress.update(tasks[phase], completed=done)
+
+        report = run_build_pairs(config, progress=on_progress)
+    if quiet:
+        return
+    table = Table(title=f"edit directions (beta {beta:g})")
+    for column in ("emotion", "held-out acc.", "from", "train acc.", "mouth change", "rest change", "mouth/rest"):
+        table.add_column(column)
+    for emotion, svm in report["svm"].items():
+        mouth = report["mouth_change"][emotion]
+        acc = "n/a" if svm["heldout_accuracy"] is None else f"{svm['heldout_accuracy']:.3f}"
+        table.add_row(emotion, acc, svm["heldout_from"], f"{svm['train_accuracy']:.3f}", f"{mouth['mouth']:.4f}",
+                      f"{mouth['rest']:.4f}", str(mouth["ratio"]))
+    err_console.print(table)
+    err_console.print(f"{report['pairs']} images from {report['sources']} neutral sources in [bold]{report['out']}[/]; "
+                      f"bundle [bold]{report['bundle']}[/]", highlight=False)
+
+
+def train(
+    data: Path = _DATA,
+    pairs: Optional[Path] = typer.Argument(None, help="Paired set from 'sserd build-pairs' (not needed for --data unpaired)."),
+    out: Path = _OUT,
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Bundle with generator + encoder [default: PAIRS/bundle]."),
+    data_mode: Optional[str] = typer.Option(None, "--data", help="paired, unpaired or hybrid [default: hybrid]."),
+    contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss (eq. 5-6)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Image size [default: the bundle's resolution]."),
+    iterations: Optional[int] = typer.Option(None, help="Training iterations [default: 50000]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Samples per rank and step [default: 2]."),
+    lr: Optional[float] = typer.Option(None, help="Ranger learning rate [default: 1e-4]."),
+    alpha: Optional[float] = typer.Option(None, help="L_lips weight alpha of eq. 14 [default: 0.8]."),
+    lambda_adv: Optional[float] = typer.Option(None, "--lambda-adv", help="lambda1 of eq. 14 [default: 0.1]."),
+    lambda_cl: Optional[float] = typer.Option(None, "--lambda-cl", help="lambda2 of eq. 14 [default: 0.1]."),
+    real_fraction: Optional[float] = typer.Option(None, "--real-fraction",
+                                                  help="hybrid: share of real (unpaired) sources [default: 0.5]."),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="LPIPS heads (lpips vgg.pth)."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision VGG16 trunk for LPIPS."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N [default: auto]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    workers: Optional[int] = typer.Option(None, help="Image decoding threads [default: 2]."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Hybrid SSERD training of the CELCL emotion editor (eq. 13-14), E and G frozen.
+
+    Per sample: source, reference r1 (same speaker), r2 (other speaker), target; pixel L2 and
+    0.8 LPIPS only for synthetic sources, 0.1 adversarial, 0.1 contrastive. Ranger, lr 1e-4,
+    batch 2, 50k iterations. Exports RUN/bundle (the full SSERD model).
+
+    Example: sserd train crops/ pairs/ -o runs/sserd            (model: pairs/bundle)
+    """
+    from ..errors import SserdError
+
+    if model is None and not resume:
+        if pairs is None:
+            raise SserdError("give --model BUNDLE (generator + encoder) or a PAIRS folder holding one")
+        model = str(pairs / "bundle")
+    explicit = _common(data=str(data), pairs=str(pairs) if pairs else "", model=model, data_mode=data_mode,
+                       contrastive=contrastive, size=_bundle_size(model, size) if not resume else size,
+                       iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha, lambda_adv=lambda_adv,
+                       lambda_cl=lambda_cl, real_fraction=real_fraction,
+                       lpips_weights=str(lpips_weights) if lpips_weights else None,
+                       vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, workers=workers, amp=amp)
+    _run_stage("sserd", "sserd.SSERDCoach", "SSERDConfig", explicit, out, resume, quiet)

@@ -1,0 +1,176 @@
+"""Configuration of every training stage as plain dataclasses (saved as ``config.json`` in the run directory).
+
+Defaults are the paper's numbers where it gives them (section 3 and 4.1): Ranger, lr 1e-4,
+batch 2, 50k iterations, alpha = 0.8, lambda1 = lambda2 = 0.1, tau = 0.1, beta = 15, faces
+resized to 320 and centre-cropped to 256. The StyleGAN2 stage uses the StyleGAN2 paper's
+recipe (Adam 0.002, betas (0, 0.99), lazy R1 gamma 10 every 16 D steps, path length 2 every
+4 G steps, mixing 0.9, EMA half-life 10k images).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..errors import SserdError
+
+
+@dataclass
+class RunConfig:
+    """What every stage shares: data, run directory, schedule, device and seeds."""
+
+    data: str = ""
+    run_dir: str = ""
+    size: int = 256
+    load_size: int = 0  # resize before the centre crop; 0 -> round(size * 320 / 256) as in the paper
+    iterations: int = 50_000
+    batch_size: int = 2
+    lr: float = 1e-4
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    sample_every: int = 500
+    log_every: int = 10
+    keep_checkpoints: int = 3
+    workers: int = 2  # threads that decode images
+    amp: bool = True  # bfloat16 autocast, used on CUDA only
+
+    def resolved_load_size(self) -> int:
+        return self.load_size or int(round(self.size * 320 / 256))
+
+
+@dataclass
+class AdversarialConfig:
+    """The discriminator trained alongside a generator-side network (non-saturating loss, lazy R1)."""
+
+    d_lr: float = 1e-4
+    d_betas: tuple = (0.0, 0.99)
+    r1_gamma: float = 10.0
+    d_reg_every: int = 16
+
+
+@dataclass
+class StyleGANConfig(RunConfig):
+    """``sserd train-stylegan``: StyleGAN2 (config F) from scratch."""
+
+    iterations: int = 100_000
+    batch_size: int = 16
+    lr: float = 0.002
+    checkpoint_every: int = 5000
+    sample_every: int = 1000
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    channel_max: int = 512
+    lr_mlp: float = 0.01
+    r1_gamma: float = 10.0
+    d_reg_every: int = 16
+    path_length_weight: float = 2.0  # 0 disables the path length regulariser
+    g_reg_every: int = 4
+    path_batch_shrink: int = 2
+    mixing: float = 0.9
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    n_samples: int = 16
+
+
+@dataclass
+class EncoderTrainConfig(RunConfig, AdversarialConfig):
+    """``sserd train-encoder``: inversion, eq. 8-10, G frozen."""
+
+    model: str = ""
+    backbone: str = "iresnet50"
+    alpha: float = 0.8  # perceptual weight in L_rec (eq. 8)
+    lambda_adv: float = 0.1  # lambda1 (eq. 10)
+    lambda_cl: float = 0.1  # lambda2 (eq. 10)
+    tau: float = 0.1
+    contrastive: bool = True
+    cache_per_emotion: int = 64
+    vgg_weights: Optional[str] = None
+    n_samples: int = 8
+
+
+@dataclass
+class PairsConfig:
+    """``sserd build-pairs``: SVM edit directions (eq. 11) and the paired set (eq. 12)."""
+
+    data: str = ""
+    out: str = ""
+    model: str = ""
+    beta: float = 15.0
+    layers: Optional[list] = None  # W+ layers a direction may move; None = all
+    svm_c: float = 1.0
+    holdout: float = 0.2  # fraction held out when the dataset has no test split for an emotion
+    max_sources: int = 0  # 0 = every neutral training frame
+    batch_size: int = 8
+    device: str = "auto"
+    seed: int = 0
+    load_size: int = 0
+    workers: int = 2
+    mouth_probe: int = 16  # neutral codes used to measure how much a direction moves the mouth
+
+
+@dataclass
+class SSERDConfig(RunConfig, AdversarialConfig):
+    """``sserd train``: hybrid training of CELCL, eq. 13-14, E and G frozen."""
+
+    model: str = ""
+    pairs: str = ""
+    data_mode: str = "hybrid"  # paired | unpaired | hybrid (table 5 ablation)
+    real_fraction: float = 0.5  # hybrid: chance that a sample's source is a real frame
+    contrastive: bool = True  # --no-contrastive for the table 3 ablation
+    alpha: float = 0.8
+    lambda_adv: float = 0.1
+    lambda_cl: float = 0.1
+    tau: float = 0.1
+    cache_per_emotion: int = 64
+    lpips_weights: Optional[str] = None
+    vgg_weights: Optional[str] = None
+    heads: int = 8
+    ffn_layers: int = 2
+    transformer_layers: int = 2
+    ffn_dim: int = 1024
+    n_samples: int = 4
+
+
+DATA_MODES = ("paired", "unpaired", "hybrid")
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict) -> Any:
+    """Rebuild a config, refusing unknown keys (a config from another stage or version)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SserdError(f"config has unknown keys {unknown} for {cls.__name__}: was it written by another stage?")
+    values = dict(values)
+    if "d_betas" in values and isinstance(values["d_betas"], list):
+        values["d_betas"] = tuple(values["d_betas"])
+    return cls(**values)
+
+
+def validate(config: Any) -> None:
+    """Reject numbers that cannot work, with one line each."""
+    if isinstance(config, RunConfig):
+        if config.size < 8 or config.size & (config.size - 1):
+            raise SserdError(f"--size {config.size}: must be a power of two >= 8")
+        if config.resolved_load_size() < config.size:
+            raise SserdError(f"load size {config.load_size} is smaller than --size {config.size}")
+        for name in ("iterations", "batch_size", "checkpoint_every", "sample_every", "log_every"):
+            if getattr(config, name) < 1:
+                raise SserdError(f"--{name.replace('_', '-')} must be at least 1")
+        if config.lr <= 0:
+            raise SserdError("--lr must be positive")
+        if config.workers < 0:
+            raise SserdError("--workers must be >= 0")
+    if isinstance(config, SSERDConfig) and config.data_mode not in DATA_MODES:
+        raise SserdError(f"--data {config.data_mode}: choose one of {', '.join(DATA_MODES)}")
+    if isinstance(config, SSERDConfig) and not 0.0 <= config.real_fraction <= 1.0:
+        raise SserdError("--real-fraction must lie in [0, 1]")
+
+
+__all__ = ["RunConfig", "AdversarialConfig", "StyleGANConfig", "EncoderTrainConfig", "PairsConfig", "SSERDConfig",
+           "DATA_MODES", "to_dict", "from_dict", "validate"]
