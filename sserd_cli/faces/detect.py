@@ -254,3 +254,22 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
     if not frame.flags["C_CONTIGUOUS"]:
         frame = np.ascontiguousarray(frame)
     return frame
+
+
+def create_detector(kind: str = "dlib", model_dir: str | Path | None = None, **options):
+    """A detector by name: ``dlib`` (default, offline) or ``insightface`` (SCRFD ONNX from ``model_dir``).
+
+    ``options`` go to the detector's constructor (e.g. ``detect_width``, ``upsample`` for dlib).
+    Both return objects with ``detect(frame_rgb, near=None) -> list[Face]``.
+    """
+    if kind == "dlib":
+        if model_dir is not None:
+            raise SserdError("the dlib detector takes no model directory: drop it, or choose insightface")
+        return DlibDetector(**options)
+    if kind == "insightface":
+        if model_dir is None:
+            raise SserdError("the insightface detector needs a model directory holding an SCRFD .onnx file")
+        from .insightface import InsightFaceDetector
+
+        return InsightFaceDetector(model_dir, **options)
+    raise SserdError(f"unknown face detector '{kind}': use dlib or insightface")
