@@ -71,9 +71,14 @@ def edit(
     edit_model.set_target(target)
     options = EditOptions(batch_size=batch_size, start=t0, end=t1, color_match=color_match,
                           encode=EncodeSettings(crf=crf, lossless=lossless))
-    with make_progress(quiet) as progress:
-        reports, failures = run_edits(jobs, edit_model, options, overwrite=overwrite, progress=progress,
-                                      note=warn, error=_report_error)
+    try:
+        with make_progress(quiet) as progress:
+            reports, failures = run_edits(jobs, edit_model, options, overwrite=overwrite, progress=progress,
+                                          note=warn, error=_report_error)
+    except KeyboardInterrupt:
+        # Typer turns KeyboardInterrupt into exit code 130 without a word: say what state things are in
+        err_console.print("[bold red]interrupted[/]: the unfinished output was removed", highlight=False)
+        raise
     if not quiet:
         for report in reports:
             err_console.print(report.summary(), highlight=False, soft_wrap=True)

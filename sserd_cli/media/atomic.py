@@ -47,6 +47,11 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     temp = temp_path_for(target)
     try:
+        open(temp, "xb").close()  # claim the name now: an unwritable folder fails here, before any work
+    except OSError as exc:
+        folder = target.parent if str(target.parent) else Path(".")
+        raise SserdError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
+    try:
         yield temp
         if not temp.exists():
             raise SserdError(f"{target}: nothing was written")

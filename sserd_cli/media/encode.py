@@ -57,7 +57,7 @@ class VideoWriter:
         codec, pix_fmt, options = _video_codec(Path(path).suffix.lower(), settings)
         try:
             self.container = av.open(str(path), "w")
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, ValueError) as exc:
             raise SserdError(f"{path}: cannot create the output ({_reason(exc)}); use .mp4, .mov, .mkv, .webm or .avi") from None
         try:
             self.stream = self.container.add_stream(codec, rate=info.rate or Fraction(25))

@@ -60,13 +60,15 @@ def probe_video(path: str | Path) -> VideoInfo:
     path = check_readable(path)
     try:
         container = av.open(str(path), "r")
-    except (av.error.InvalidDataError, av.error.EOFError) as exc:
+    except av.error.EOFError:
+        raise SserdError(f"{path}: the file ends before any video data (zero-length or truncated video)") from None
+    except av.error.InvalidDataError as exc:
         raise SserdError(f"{path}: not a video file this build can read, or its header is damaged ({_reason(exc)})") from None
     except av.FFmpegError as exc:
         raise SserdError(f"{path}: cannot open ({_reason(exc)})") from None
     with container:
         if not container.streams.video:
-            raise SserdError(f"{path}: has no video stream")
+            raise SserdError(f"{path}: has no video stream (an audio-only or zero-length file)")
         stream = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         first = _first_frame(container, stream, path)

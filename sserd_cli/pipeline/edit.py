@@ -27,7 +27,7 @@ from ..media.atomic import atomic_output, check_output
 from ..media.decode import decode_frames
 from ..media.encode import EncodeSettings, VideoWriter, copy_streams
 from ..media.image import read_image, write_image
-from ..media.probe import is_image_path, probe_video
+from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from .faces import FaceFollower, FaceSettings, crop_and_paste
 from .models import EditModel
 from .stages import END, Pipe, Run, feed
@@ -90,7 +90,7 @@ def edit_path(source: str | Path, output: str | Path, model: EditModel, options:
         check_output(output, overwrite, (source,))
         return edit_image(source, output, model, options, note=note, observer=observer)
     info = probe_video(source)
-    if is_image_path(output):
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise SserdError(f"{output}: a video source needs a video output (.mp4, .mov, .mkv, .webm or .avi)")
     check_output(output, overwrite, (source,))
     return edit_video(info, output, model, options, progress=progress, note=note, observer=observer)

@@ -1,0 +1,224 @@
+"""Media layer: probing, streaming decode/encode with exact pts, audio packet copy, rotation, atomic outputs,
+still images, and one clear error for each kind of bad file."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from sserd_cli.errors import SserdError
+from sserd_cli.media.atomic import TEMP_MARK, atomic_output, check_output
+from sserd_cli.media.decode import decode_frames
+from sserd_cli.media.encode import EncodeSettings, VideoWriter, copy_streams
+from sserd_cli.media.image import read_image, write_image
+from sserd_cli.media.probe import probe_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clip_maker():
+    spec = importlib.util.spec_from_file_location("make_astronaut_clip", ROOT / "examples" / "make_astronaut_clip.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    make = clip_maker()
+    root = tmp_path_factory.mktemp("media")
+    return {
+        "25": make.write_clip(root / "a25.mp4", seconds=1.0, size=(320, 240), fps=25),
+        "ntsc": make.write_clip(root / "ntsc.mp4", seconds=1.0, size=(320, 240), fps=Fraction(30000, 1001)),
+        "silent": make.write_clip(root / "silent.mp4", seconds=0.6, size=(320, 240), fps=25, audio=False),
+        "rotated": make.write_clip(root / "rot.mp4", seconds=0.6, size=(240, 320), fps=25, rotation=90),
+    }
+
+
+def video_pts(path):
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+def audio_packets(path):
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def first_rotation(path):
+    with av.open(str(path)) as c:
+        return next(iter(c.decode(video=0))).rotation
+
+
+def roundtrip(info, out, **kw):
+    writer = VideoWriter(out, info, EncodeSettings(**kw))
+    for frame in decode_frames(info):
+        writer.write(frame)
+    writer.close()
+    return out
+
+
+def test_probe_describes_streams(clips):
+    info = probe_video(clips["ntsc"])
+    assert (info.width, info.height, info.rotation) == (320, 240, 0)
+    assert info.rate == Fraction(30000, 1001) and info.frames == 30
+    assert info.codec == "h264" and info.audio_codec == "aac"
+    assert probe_video(clips["silent"]).has_audio is False
+    rotated = probe_video(clips["rotated"])
+    assert rotated.rotation == 90 and (rotated.width, rotated.height) == (320, 240)  # stored landscape
+
+
+@pytest.mark.parametrize("name", ["25", "ntsc", "silent", "rotated"])
+def test_reencode_keeps_pts_audio_bytes_and_rotation(clips, tmp_path, name):
+    src = clips[name]
+    out = roundtrip(probe_video(src), tmp_path / "out.mp4")
+    assert video_pts(out) == video_pts(src)
+    assert audio_packets(out) == audio_packets(src)
+    assert first_rotation(out) == first_rotation(src)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].time_base == probe_video(src).time_base
+
+
+def test_lossless_setting_is_exact(clips, tmp_path):
+    info = probe_video(clips["25"])
+    out = roundtrip(info, tmp_path / "exact.mkv", lossless=True)
+    with av.open(str(src := clips["25"])) as a, av.open(str(out)) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
+            assert np.array_equal(fa.to_ndarray(format="rgb24"), fb.to_ndarray(format="rgb24"))
+    assert src.exists()
+
+
+def test_webm_reencodes_audio_and_says_so(clips, tmp_path):
+    info = probe_video(clips["25"])
+    notes = []
+    writer = VideoWriter(tmp_path / "out.webm", info, EncodeSettings(), note=notes.append)
+    for frame in decode_frames(info):
+        writer.write(frame)
+    writer.close()
+    assert len(notes) == 1 and "re-encoded" in notes[0] and "aac" in notes[0]
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.audio[0].codec_context.name == "opus"
+        assert c.streams.video[0].codec_context.name == "vp9"
+    assert len(video_pts(tmp_path / "out.webm")) == 25
+
+
+def test_trim_shifts_times_and_keeps_span(clips, tmp_path):
+    info = probe_video(clips["25"])
+    frames = list(decode_frames(info, start=0.2, end=0.6))
+    assert len(frames) == 10
+    writer = VideoWriter(tmp_path / "cut.mp4", info, EncodeSettings(), start=0.2)
+    for frame in frames:
+        writer.write(frame)
+    writer.close(end=0.6)
+    pts = video_pts(tmp_path / "cut.mp4")
+    assert len(pts) == 10 and pts[0] == 0
+    audio = audio_packets(tmp_path / "cut.mp4")
+    assert 0 < len(audio) < len(audio_packets(clips["25"]))
+
+
+def test_copy_streams_is_bit_exact(clips, tmp_path):
+    out = tmp_path / "copy.mp4"
+    copy_streams(probe_video(clips["rotated"]), out)
+    with av.open(str(clips["rotated"])) as a, av.open(str(out)) as b:
+        assert [bytes(p) for p in a.demux(video=0) if p.size] == [bytes(p) for p in b.demux(video=0) if p.size]
+    assert audio_packets(out) == audio_packets(clips["rotated"])
+    assert first_rotation(out) == 90
+
+
+def test_bad_files_give_one_clear_error(clips, tmp_path):
+    cases = {}
+    cases["missing"] = tmp_path / "nope.mp4"
+    (tmp_path / "notes.mp4").write_text("this is not a video\n" * 50)
+    cases["not a video"] = tmp_path / "notes.mp4"
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    cases["empty"] = tmp_path / "empty.mp4"
+    data = clips["25"].read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    cases["truncated"] = tmp_path / "cut.mp4"
+    cases["folder"] = tmp_path
+    with av.open(str(tmp_path / "zero.mp4"), "w") as c:  # a valid container with a video stream and no frames
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        c.start_encoding()
+    cases["zero frames"] = tmp_path / "zero.mp4"
+    with av.open(str(tmp_path / "zero.mkv"), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        c.start_encoding()
+    cases["zero frames mkv"] = tmp_path / "zero.mkv"
+    words = {"missing": "no such file", "not a video": "not a video", "empty": "empty", "truncated": "damaged",
+             "folder": "folder", "zero frames": "zero-length", "zero frames mkv": "zero-length"}
+    for name, path in cases.items():
+        with pytest.raises(SserdError) as err:
+            probe_video(path)
+        message = str(err.value)
+        assert "\n" not in message and str(path) in message and words[name] in message, (name, message)
+
+
+def test_check_output_refusals(clips, tmp_path):
+    existing = tmp_path / "old.mp4"
+    existing.write_bytes(b"x")
+    with pytest.raises(SserdError, match="already exists; pass --overwrite"):
+        check_output(existing)
+    assert check_output(existing, overwrite=True) == existing
+    with pytest.raises(SserdError, match="overwrite the source"):
+        check_output(clips["25"], overwrite=True, sources=(clips["25"],))
+    with pytest.raises(SserdError, match="does not exist"):
+        check_output(tmp_path / "no" / "out.mp4")
+    locked = unwritable_folder(tmp_path)
+    with pytest.raises(SserdError, match="not writable"):
+        with atomic_output(check_output(locked / "out.mp4")):
+            pass
+
+
+def unwritable_folder(tmp_path):
+    """A folder this user cannot create files in: a read-only one, or sysfs when running as root."""
+    locked = tmp_path / "locked"
+    locked.mkdir(exist_ok=True)
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores permission bits
+        locked.chmod(0o700)
+        locked = Path("/sys")
+        if not locked.is_dir():
+            pytest.skip("no folder this user cannot write to")
+    return locked
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_atomic_output_leaves_nothing_on_failure(tmp_path, failure):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(type(failure)):
+        with atomic_output(target) as temp:
+            assert temp.exists()  # claimed up front
+            assert temp.parent == tmp_path and TEMP_MARK in temp.name and temp.suffix == ".mp4"
+            temp.write_bytes(b"half")
+            raise failure
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_replaces_target(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_output(target) as temp:
+        temp.write_text("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+def test_image_roundtrip_and_errors(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    write_image(tmp_path / "a.png", rgb)
+    assert np.array_equal(read_image(tmp_path / "a.png"), rgb)
+    write_image(tmp_path / "a.jpg", rgb)
+    assert read_image(tmp_path / "a.jpg").shape == rgb.shape
+    (tmp_path / "bad.png").write_bytes(b"not png at all")
+    with pytest.raises(SserdError, match="not an image"):
+        read_image(tmp_path / "bad.png")
