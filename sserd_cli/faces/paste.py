@@ -55,6 +55,8 @@ def paste_back(
     new frame (or ``frame`` itself, changed, with ``inplace=True``).  Frame pixels
     where the warped mask is 0 are returned unchanged, bit for bit.
     """
+    if frame.dtype != np.uint8 or crop.dtype != np.uint8:
+        raise ValueError(f"frame and crop must be uint8 images, got {frame.dtype} and {crop.dtype}")
     if crop.shape[:2] != mask.shape[:2] or crop.shape[0] != crop.shape[1]:
         raise ValueError(f"crop {crop.shape} and mask {mask.shape} must be the same square size")
     if crop.ndim != 3 or frame.ndim != 3 or crop.shape[2] != frame.shape[2]:
