@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,18 +120,24 @@ def _rebuild_from_type_v2(func, new_type, args, state):
     return func(*args)
 
 
-def _load_storage_from_bytes(data: bytes):
-    """``torch.storage._load_from_bytes``: the bytes are a ``torch.save``'d storage; read them weights-only."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise UnsafePickle("a storage in the file is not stored as bytes")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TypedStorage deprecation noise
-        try:
-            storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise UnsafePickle(f"a storage blob in the file asks for more than data ({_first_line(exc)})") from None
-    _check_storage(storage)
-    return storage
+def _storage_loader(source: str):
+    def _load_storage_from_bytes(data: bytes):
+        """``torch.storage._load_from_bytes``: the bytes are a ``torch.save``'d storage; read them weights-only."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise UnsafePickle(f"{source}: a tensor storage is not stored as bytes")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TypedStorage deprecation noise
+            try:
+                storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as exc:
+                found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+                what = f"'{found.group(1)}'" if found else "more than tensor data"
+                raise UnsafePickle(f"{source}: a tensor storage inside the file asks to load {what}: refused, sserd "
+                                   "reads only tensors and plain data from weight files") from None
+        _check_storage(storage)
+        return storage
+
+    return _load_storage_from_bytes
 
 
 _NUMERIC_DTYPE_KINDS = set("biufc")  # bool, int, uint, float, complex: never object or void
@@ -205,7 +212,6 @@ for _dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64, torc
 # Only the NVlabs reader: plain pickles whose storages are torch.save'd blobs and whose modules are persistent.
 _NVLABS_GLOBALS: dict[tuple[str, str], Any] = {
     **_TENSOR_GLOBALS,
-    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_object,
     ("dnnlib.util", "EasyDict"): DataDict,
     ("dnnlib", "EasyDict"): DataDict,
@@ -273,7 +279,8 @@ def load_nvlabs_pickle(file, source: str) -> Any:
     """Read an NVlabs network pickle (a plain pickle) through the restricted unpickler."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _make_unpickler(_NVLABS_GLOBALS, source)(file).load()
+        allowed = {**_NVLABS_GLOBALS, ("torch.storage", "_load_from_bytes"): _storage_loader(source)}
+        return _make_unpickler(allowed, source)(file).load()
 
 
 def peek_first_object(file, source: str) -> Any:
