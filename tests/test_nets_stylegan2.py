@@ -270,6 +270,8 @@ def test_style_mixing_and_wplus_input():
     # a W+ tensor is taken as latent as is
     img_wplus, _ = g(lat, noise_mode="const")
     torch.testing.assert_close(img_wplus, img)
+    img_list, _ = g([lat], input_is_latent=True, randomize_noise=False)
+    torch.testing.assert_close(img_list, img)
     with pytest.raises(ValueError, match="W\\+ must have shape"):
         g.synthesis(torch.randn(1, g.n_latent - 1, 32))
 
@@ -361,3 +363,14 @@ def test_modulated_conv_equals_per_sample_weight_formula(index):
     torch.testing.assert_close(conv(x, w), _paper_modconv(conv, x, w), rtol=1e-4, atol=1e-5)
     rgb = g.to_rgbs[0].conv
     torch.testing.assert_close(rgb(x, w), _paper_modconv(rgb, x, w), rtol=1e-4, atol=1e-5)
+
+
+def test_half_precision_runs_and_stays_close():
+    """float16 weights and activations (the CPU kernels exist in recent torch; CUDA is the real use)."""
+    g = tiny_g(size=16)  # CPU float16 convolutions are slow: keep it tiny
+    w = torch.randn(2, g.n_latent, 32)
+    ref = g.synthesis(w, noise_mode="const")
+    half = copy.deepcopy(g).half().synthesis(w.half(), noise_mode="const")
+    assert half.dtype == torch.float16
+    torch.testing.assert_close(half.float(), ref, rtol=0.05, atol=0.05)
+    assert tiny_d(size=16).half()(half).dtype == torch.float16

@@ -206,6 +206,10 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         styles = self.modulation(w)  # [B, in]
+        if self.demodulate and x.dtype == torch.float16:
+            # Demodulation cancels any per-sample scale of the styles; dividing by their
+            # largest magnitude keeps x * styles inside the float16 range (as NVlabs do).
+            styles = styles / styles.abs().amax(dim=1, keepdim=True).clamp_min(1e-4)
         weight = (self.weight[0] * self.scale).to(x.dtype)  # [out, in, k, k]
         x = x * styles.to(x.dtype).view(batch, -1, 1, 1)
         if self.upsample:
@@ -400,7 +404,8 @@ class Generator(nn.Module):
         """Generate from z, w, W+ or two styles (style mixing); returns ``(image, W+ or None)``.
 
         ``styles``: a tensor [B, D] (z, or w with ``input_is_latent``), a W+ tensor
-        [B, n_latent, D] (always taken as latent), or a list of one or two [B, D] tensors;
+        [B, n_latent, D] alone or in a one-item list (always taken as latent), or a list
+        of one or two [B, D] tensors;
         with two, rows ``< inject_index`` (random in [1, n_latent) when None) come from the
         first and the rest from the second. ``truncation < 1`` needs ``truncation_latent``
         (e.g. ``G.mean_latent(4096)``). ``randomize_noise`` (rosinality's flag) overrides
@@ -411,11 +416,11 @@ class Generator(nn.Module):
         if truncation != 1 and truncation_latent is None:
             raise ValueError("truncation < 1 needs truncation_latent, e.g. G.mean_latent(4096)")
 
-        if isinstance(styles, torch.Tensor) and styles.ndim == 3:
-            latent = truncate(styles, truncation_latent, truncation) if truncation != 1 else styles
+        if isinstance(styles, torch.Tensor):
+            styles = [styles]
+        if len(styles) == 1 and styles[0].ndim == 3:  # W+ (rosinality: [wplus] with input_is_latent)
+            latent = truncate(styles[0], truncation_latent, truncation)
         else:
-            if isinstance(styles, torch.Tensor):
-                styles = [styles]
             if not 1 <= len(styles) <= 2:
                 raise ValueError(f"give one or two style tensors, got {len(styles)}")
             if not input_is_latent:
