@@ -145,3 +145,33 @@ def test_gather_hook_is_applied_on_push():
     assert seen == [2] and cache.size(0) == 2 and cache.size(1) == 2
     codes, labels = torch.randn(2, 4), torch.tensor([0, 1])
     assert distributed_gather(codes, labels) == (codes, labels)  # no process group: no-op
+
+
+def _gather_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        cache = CodeCache(n_emotions=7, per_emotion=8, seed=4, gather=distributed_gather)
+        batch = 2 + rank  # unequal batch sizes on purpose
+        codes = torch.full((batch, 3), float(rank + 1))
+        labels = torch.arange(batch) + rank
+        cache.push(codes, labels)
+        drawn, present = cache.sample_all(3)
+        torch.save({"codes": cache.state_dict()["codes"], "drawn": drawn, "present": present},
+                   f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two spawned processes import torch: ~5-15 s on this 2-core machine
+def test_distributed_gather_keeps_caches_identical_across_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gather_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert torch.equal(r0["codes"], r1["codes"]) and torch.equal(r0["drawn"], r1["drawn"])
+    # rank 0 pushed labels 0,1 (value 1); rank 1 pushed labels 1,2,3 (value 2): 5 codes in all
+    assert r0["present"].tolist() == [True, True, True, True, False, False, False]
+    assert r0["codes"][1, :2, 0].tolist() == [1.0, 2.0]  # rank order

@@ -45,22 +45,34 @@ GatherFn = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Ten
 def distributed_gather(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """All-gather ``codes``/``labels`` over the default process group (DDP hook for ``CodeCache``).
 
-    Every rank then pushes the same codes in the same order, so caches (and, with the
-    same seed, their samples) stay identical across ranks. A no-op outside
-    ``torch.distributed``. Each rank must push the same batch size (true under DDP).
+    Every rank then pushes the same codes in rank order, so caches (and, with the same
+    seed, their samples) stay identical across ranks. A no-op outside
+    ``torch.distributed``. Ranks may push different batch sizes (padded, then trimmed).
     """
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return codes, labels
     world = dist.get_world_size()
-    codes = codes.contiguous()
-    labels = labels.to(device=codes.device, dtype=torch.int64).contiguous()
+    codes = codes.detach().contiguous()
+    labels = labels.to(device=codes.device, dtype=torch.int64).reshape(-1).contiguous()
+    size = torch.tensor([codes.shape[0]], device=codes.device, dtype=torch.int64)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    counts = [int(n) for n in sizes]
+    longest = max(counts)
+    pad = longest - codes.shape[0]
+    if pad:
+        codes = torch.cat([codes, codes.new_zeros(pad, *codes.shape[1:])])
+        labels = torch.cat([labels, labels.new_zeros(pad)])
     all_codes = [torch.empty_like(codes) for _ in range(world)]
     all_labels = [torch.empty_like(labels) for _ in range(world)]
     dist.all_gather(all_codes, codes)
     dist.all_gather(all_labels, labels)
-    return torch.cat(all_codes), torch.cat(all_labels)
+    return (
+        torch.cat([c[:n] for c, n in zip(all_codes, counts)]),
+        torch.cat([lab[:n] for lab, n in zip(all_labels, counts)]),
+    )
 
 
 class CodeCache:

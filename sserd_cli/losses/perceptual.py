@@ -272,9 +272,10 @@ class VGGPerceptualLoss(nn.Module):
             raise ValueError(f"perceptual loss: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
         feats = self.net(torch.cat([a, b]))  # one pass for both: half the Python overhead
         batch = a.shape[0]
-        per_sample = a.new_zeros(batch)
+        per_sample = a.new_zeros(batch, dtype=torch.float32)
         for weight, f in zip(self.layer_weights, feats):
-            fa, fb = f[:batch], f[batch:]
+            # float32: squared relu5 activations can exceed float16's range under autocast
+            fa, fb = f[:batch].float(), f[batch:].float()
             per_sample = per_sample + weight * (fa - fb).pow(2).reshape(batch, -1).mean(1)
         return _reduce(per_sample, reduction)
 
@@ -331,12 +332,15 @@ class LPIPS(nn.Module):
             raise ValueError(f"LPIPS: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
         batch = a.shape[0]
         feats = self.net(torch.cat([a, b]))
-        per_sample = a.new_zeros(batch)
+        per_sample = a.new_zeros(batch, dtype=torch.float32)
         for lin, f in zip(self.lins, feats):
-            # F.normalize divides by max(norm, eps): no NaN gradient where a ReLU map is all zero
-            f = F.normalize(f, dim=1, eps=1e-10)
+            # F.normalize divides by max(norm, eps): no NaN gradient where a ReLU map is all zero;
+            # float32 because eps = 1e-10 is 0 in float16 (autocast)
+            f = F.normalize(f.float(), dim=1, eps=1e-10)
             diff = (f[:batch] - f[batch:]).pow(2)
-            per_sample = per_sample + lin(diff).mean(dim=(1, 2, 3))
+            # the 1x1 head as a weighted channel sum (elementwise: autocast leaves it in float32)
+            weighted = (diff * lin.weight.float().view(1, -1, 1, 1)).sum(dim=1)
+            per_sample = per_sample + weighted.mean(dim=(1, 2))
         return _reduce(per_sample, reduction)
 
 
