@@ -57,6 +57,7 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
             from ..errors import SserdError
 
             raise SserdError(f"run directory {out} already exists: continue it with --resume or choose another -o")
+        ctx.barrier()  # every rank has looked before rank 0 creates anything
         seed_everything(config.seed)
         module_name, cls_name = coach_name.rsplit(".", 1)
         coach = getattr(importlib.import_module(f"sserd_cli.training.{module_name}"), cls_name)(config, ctx)

@@ -41,7 +41,7 @@ class Critic:
         loss.backward()
         ddp.average_gradients(self.D.parameters(), self.ctx)
         self.optimizer.step()
-        out = {"d": float(loss), "real_score": float(real_pred.mean()), "fake_score": float(fake_pred.mean())}
+        out = {"d": loss.detach().item(), "real_score": real_pred.detach().mean().item(), "fake_score": fake_pred.detach().mean().item()}
         if self.r1_gamma > 0 and iteration % self.d_reg_every == 0:
             real_r1 = real.detach().float().requires_grad_(True)
             pred = self.D(real_r1)
@@ -51,6 +51,6 @@ class Critic:
             (self.r1_gamma / 2 * r1 * self.d_reg_every + 0 * pred[0].sum()).backward()
             ddp.average_gradients(self.D.parameters(), self.ctx)
             self.optimizer.step()
-            out["r1"] = float(r1)
+            out["r1"] = r1.detach().item()
         set_requires_grad(self.D, False)
         return out

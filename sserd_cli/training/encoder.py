@@ -134,8 +134,8 @@ class EncoderCoach(Coach):
         self.optimizer.step()
         if c.contrastive:
             self.cache.push(offsets.detach(), labels)
-        losses.update({"total": float(total), "l2": float(l2), "perceptual": float(perceptual),
-                       "adv": float(adv), "cl": float(cl)})
+        losses.update({"total": total.detach().item(), "l2": l2.detach().item(), "perceptual": perceptual.detach().item(),
+                       "adv": adv.detach().item(), "cl": cl.detach().item()})
         return losses
 
     @torch.no_grad()

@@ -154,8 +154,7 @@ def mouth_change(G, codes: torch.Tensor, direction: torch.Tensor, beta: float, m
         moved = G.synthesis(chunk + beta * direction.to(chunk), noise_mode="const")
         diff = (moved - base).abs().mean(1)  # [B, H, W]
         sums += [float((diff * inside).sum() / inside.sum().clamp(min=1)), float((diff * outside).sum() / outside.sum())]
-    n = len(codes.split(batch))
-    mouth, rest = sums / n
+    mouth, rest = sums / len(codes)
     return {"mouth": round(float(mouth), 5), "rest": round(float(rest), 5),
             "ratio": round(float(mouth / rest), 4) if rest > 0 else None}
 

@@ -55,7 +55,8 @@ class RunDir:
     @classmethod
     def create(cls, path: str | Path, stage: str, config: dict, ctx: ddp.DistContext) -> "RunDir":
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        # only rank 0 looks: the others may look after rank 0 has made it (callers check all ranks earlier)
+        if ctx.is_main and path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise SserdError(f"run directory {path} already exists: continue it with --resume or choose another -o")
         run = cls(path, ctx)
         if ctx.is_main:

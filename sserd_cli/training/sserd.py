@@ -153,8 +153,8 @@ class SSERDCoach(Coach):
         self.optimizer.step()
         if c.contrastive:
             self.cache.push(codes.detach(), labels)
-        losses.update({"total": float(total), "pix": float(sup["pix"]), "lips": float(sup["lips"]),
-                       "adv": float(adv), "cl": float(cl), "synthetic": float(batch["synthetic"].float().mean())})
+        losses.update({"total": total.detach().item(), "pix": sup["pix"].detach().item(), "lips": sup["lips"].detach().item(),
+                       "adv": adv.detach().item(), "cl": cl.detach().item(), "synthetic": float(batch["synthetic"].float().mean())})
         return losses
 
     @torch.no_grad()

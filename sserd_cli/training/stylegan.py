@@ -86,7 +86,7 @@ class StyleGANCoach(Coach):
         g_loss.backward()
         ddp.average_gradients(self.G.parameters(), self.ctx)
         self.g_optim.step()
-        losses["g"] = float(g_loss)
+        losses["g"] = g_loss.detach().item()
 
         if self.use_pl and iteration % c.g_reg_every == 0:
             pl_batch = max(1, c.batch_size // c.path_batch_shrink)
@@ -97,7 +97,7 @@ class StyleGANCoach(Coach):
             (c.path_length_weight * c.g_reg_every * penalty + 0 * fake[0, 0, 0, 0]).backward()
             ddp.average_gradients(self.G.parameters(), self.ctx)
             self.g_optim.step()
-            losses["path_length"] = float(mean_len)
+            losses["path_length"] = mean_len.detach().item()
 
         accumulate(self.g_ema, self.G, self.ema_decay)
         return losses

@@ -1,0 +1,120 @@
+"""Training building blocks: state flattening, RNG capture, data sharding, SVM directions, eq. 14's indicator."""
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from sserd_cli.training.dataset import FrameSet, HybridSampler, shard_positions
+from sserd_cli.training.pairs import fit_direction, layer_mask, parse_layers
+from sserd_cli.training.sserd import hybrid_objective
+from sserd_cli.training.state import capture_rng, flatten, restore_rng, unflatten
+from sserd_cli.data.index import read_index, write_index
+from sserd_cli.errors import SserdError
+
+from test_train_fixtures import make_dataset
+
+
+def test_optimizer_state_round_trips_through_flat_tensors():
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.9))
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    tensors = {}
+    tree = flatten(opt.state_dict(), "optim/x", tensors)
+    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
+    import json
+    back = unflatten(json.loads(json.dumps(tree)), tensors)
+    original = opt.state_dict()
+    assert back["param_groups"] == original["param_groups"]  # tuples (betas) stay tuples, int keys stay ints
+    assert set(back["state"]) == set(original["state"]) == {0, 1}
+    for k in original["state"]:
+        for name, value in original["state"][k].items():
+            assert torch.equal(back["state"][k][name], value)
+
+
+def test_rng_capture_restores_every_stream():
+    gen = torch.Generator().manual_seed(5)
+    state = capture_rng(torch.device("cpu"), {"g": gen})
+    first = (torch.rand(3), np.random.rand(2), random.random(), torch.rand(2, generator=gen))
+    restore_rng(state, torch.device("cpu"), {"g": gen})
+    second = (torch.rand(3), np.random.rand(2), random.random(), torch.rand(2, generator=gen))
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert first[2] == second[2] and torch.equal(first[3], second[3])
+
+
+def test_shards_cover_each_epoch_once_and_ranks_do_not_overlap():
+    n, batch, world = 10, 2, 2
+    seen = []
+    for it in range(5):  # 5 iterations x 2 ranks x 2 = 20 = two epochs
+        a = shard_positions(n, 3, it, batch, 0, world)
+        b = shard_positions(n, 3, it, batch, 1, world)
+        assert not set(a) & set(b) or it == 2  # an epoch boundary may fall inside a global batch
+        seen += a + b
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
+    assert shard_positions(n, 3, 4, batch) == shard_positions(n, 3, 4, batch)  # pure function of its arguments
+
+
+def test_svm_direction_recovers_a_planted_direction():
+    rng = np.random.default_rng(0)
+    n_latent, dim = 4, 16
+    planted = rng.normal(size=(n_latent, dim))
+    planted[2:] = 0  # lives in rows 0-1 only
+    planted /= np.linalg.norm(planted)
+    neutral = rng.normal(size=(400, n_latent, dim))
+    emotion = rng.normal(size=(400, n_latent, dim)) + 3.0 * planted
+    fit = fit_direction(neutral, emotion, emotion="happy", seed=0)
+    d = fit.direction.numpy()
+    assert abs(np.linalg.norm(d) - 1) < 1e-5
+    assert float((d * planted).sum()) > 0.75  # points towards the emotion (a random unit vector: ~0.1)
+    assert fit.heldout_accuracy is not None and fit.heldout_accuracy > 0.8 and fit.heldout_source == "holdout"
+    restricted = fit_direction(neutral, emotion, layers=[0, 1], seed=0).direction.numpy()
+    assert np.all(restricted[2:] == 0) and float((restricted * planted).sum()) > 0.85
+
+
+def test_layers_are_parsed_and_checked():
+    assert parse_layers("0-2,5") == [0, 1, 2, 5]
+    assert layer_mask(6, [1]).tolist() == [False, True, False, False, False, False]
+    with pytest.raises(SserdError, match="W\\+ rows"):
+        layer_mask(6, [9])
+    with pytest.raises(SserdError):
+        parse_layers("a-b")
+
+
+def test_indicator_removes_pixel_terms_of_real_sources():
+    out1 = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out2 = torch.randn(2, 3, 8, 8, requires_grad=True)
+    target = torch.randn(2, 3, 8, 8)
+    percept = lambda a, b: (a - b).abs().mean()  # noqa: E731
+    real = hybrid_objective(out1, out2, target, torch.tensor([False, False]), percept, 0.8)
+    assert float(real["supervised"]) == 0.0
+    real["supervised"].backward()
+    assert float(out1.grad.abs().sum()) == 0.0
+    out1.grad = None
+    mixed = hybrid_objective(out1, out2, target, torch.tensor([True, False]), percept, 0.8)
+    mixed["supervised"].backward()
+    assert float(out1.grad[1].abs().sum()) == 0.0 and float(out1.grad[0].abs().sum()) > 0
+    expected_pix = 0.5 * (((out1[0] - target[0]) ** 2).mean() + ((out2[0] - target[0]) ** 2).mean())
+    assert torch.allclose(mixed["pix"], expected_pix)
+
+
+def test_hybrid_sampler_picks_valid_references(tmp_path):
+    data = make_dataset(tmp_path / "d", clips=2, frames=1)
+    real = FrameSet(data, 32, 40, workers=0)
+    sampler = HybridSampler(real, None, "unpaired", 0.5, seed=0)
+    for it in range(5):
+        for item in sampler.batch(it, 4):
+            src, r1, r2 = real.rows[item.source], real.rows[item.r1], real.rows[item.r2]
+            assert not item.synthetic and item.target == -1
+            assert r1.speaker == src.speaker and r1.clip != src.clip
+            assert r2.speaker != src.speaker and r1.emotion == r2.emotion
+    one_clip = make_dataset(tmp_path / "one", clips=1, frames=2)
+    rows = [dataclasses.replace(r, clip="s0_all") if r.speaker == "s0" else r for r in read_index(one_clip)]
+    write_index(one_clip, rows, {"size": 40})
+    with pytest.raises(SserdError, match="speaker s0 has only one training clip.*r1"):
+        HybridSampler(FrameSet(one_clip, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)
+    one_speaker = make_dataset(tmp_path / "spk", speakers=1)
+    with pytest.raises(SserdError, match="r2"):
+        HybridSampler(FrameSet(one_speaker, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)
