@@ -183,3 +183,12 @@ def test_transforms_put_landmarks_on_the_template():
     face = _face(321.5, 187.25, eye_dist=33, angle=-0.3)
     (_, m), = list(track_faces([(0, [face])]))
     np.testing.assert_allclose(transform_points(m, face.landmarks), canonical_landmarks(SIZE), atol=1e-3)
+
+
+def test_steady_pan_is_not_biased_at_track_ends():
+    """A face moving 3 px per frame: smoothed centres sit on the true path, also in the first/last frames."""
+    per_frame = [[_face(200 + 3.0 * i, 150 + 1.0 * i)] for i in range(12)]
+    out = _run(FaceTracker(TrackerConfig(size=SIZE, radius=4)), per_frame)
+    for i, m in out:
+        truth = _centre(estimate_alignment(per_frame[i][0].landmarks, SIZE))
+        np.testing.assert_allclose(_centre(m), truth, atol=1e-6)

@@ -22,8 +22,9 @@ gaps (and gaps at the start or end of the video) are "no face" frames.
 
 Smoothing: each alignment is a similarity; it is described by the frame position
 of the crop centre, log-scale and rotation angle, and each of these is averaged
-over the frames i-k..i+k of the same track with Gaussian weights (sigma frames),
-renormalised where the track starts or ends.  Averaging the crop centre (not the
+over the frames i-k..i+k of the same track with Gaussian weights (sigma frames);
+where the track starts or ends, a weighted local linear fit replaces the average so
+that a steady pan is not biased by the one-sided window.  Averaging the crop centre (not the
 raw matrix translation) keeps the face fixed when scale or angle change.
 
 Latency and memory: an answer for frame i comes once frame i + ``delay`` has been
@@ -191,12 +192,19 @@ class FaceTracker:
         return out
 
     def _smoothed(self, rec: _Record) -> np.ndarray | None:
+        """Gaussian-weighted local linear fit of the track's parameters around ``rec``, value at ``rec``.
+
+        Inside a track the window is symmetric and this is the plain Gaussian average; at a
+        track's start or end the fitted slope keeps a steady pan from being pulled towards
+        the frames that exist (a weighted average alone would lag there).
+        """
         if rec.params is None:
             return None
         r = self.config.radius
         first = self._records[0].index
-        acc = np.zeros(4)
-        total = 0.0
+        s0 = s1 = s2 = 0.0
+        t0 = np.zeros(4)
+        t1 = np.zeros(4)
         for off in range(-r, r + 1):
             pos = rec.index + off - first
             if pos < 0 or pos >= len(self._records):
@@ -207,9 +215,14 @@ class FaceTracker:
             w = self._weights[off + r]
             d = other.params - rec.params
             d[3] = _wrap_angle(d[3])
-            acc += w * d
-            total += w
-        return _matrix_from_params(rec.params + acc / total, self.config.size)
+            s0 += w
+            s1 += w * off
+            s2 += w * off * off
+            t0 += w * d
+            t1 += w * off * d
+        det = s0 * s2 - s1 * s1
+        offset = t0 / s0 if det < 1e-9 * max(s0 * s2, 1e-12) else (s2 * t0 - s1 * t1) / det
+        return _matrix_from_params(rec.params + offset, self.config.size)
 
 
 def track_faces(
