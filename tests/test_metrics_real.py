@@ -1,0 +1,95 @@
+"""sserd eval real on a tiny prepared MEAD tree: the protocol, the CLI, and missing-weight messages."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sserd_cli.cli import run
+
+pytest.importorskip("onnxruntime")
+from test_metrics_onnx import write_conv_net  # noqa: E402
+from test_prepare_datasets import make_mead  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real")
+    make_mead(tmp / "MEAD")
+    assert run(["prepare", "mead", str(tmp / "MEAD"), "-o", str(tmp / "data"), "--speakers", "M003,W015", "--quiet"]) == 0
+    from sserd_cli.metrics.syncnet import SyncNet
+
+    torch.save(SyncNet().state_dict(), tmp / "syncnet_v2.model")
+    write_conv_net(tmp / "arc.onnx", size=112, out_ch=2, seed=1)
+    write_conv_net(tmp / "expr.onnx", size=64, seed=2)
+    return tmp
+
+
+def test_protocol_with_identity_editor(prepared):
+    from sserd_cli.metrics.arcface import ArcFaceEmbedder
+    from sserd_cli.metrics.expression import ExpressionFeatures
+    from sserd_cli.metrics.real import MetricNets, RealEvalConfig, evaluate_real
+    from sserd_cli.metrics.syncnet import load_syncnet
+
+    nets = MetricNets(arcface=ArcFaceEmbedder(prepared / "arc.onnx"), syncnet=load_syncnet(prepared / "syncnet_v2.model"),
+                      expression=ExpressionFeatures(prepared / "expr.onnx"))
+    calls = []
+
+    def no_edit(source, reference):
+        calls.append((source.shape, reference.shape))
+        return source
+
+    config = RealEvalConfig(emotions=("neutral", "angry"))
+    result = evaluate_real(prepared / "data", no_edit, nets, config)
+    from sserd_cli.data.index import read_index
+
+    test_clips = {r.clip for r in read_index(prepared / "data") if r.split == "test"}
+    assert 3 <= len(test_clips) <= 4  # one per speaker and emotion (the broken clip may have drawn a test slot)
+    # each test clip goes to the one other emotion, in 2 settings
+    assert len(calls) == 2 * len(test_clips) and all(s == (6, 256, 256, 3) for s, _ in calls)
+    assert all(r[1:] == (256, 256, 3) and r[0] <= 8 for _, r in calls)
+    assert result["dataset"] == "mead" and result["missing"] == {}
+    for setting in ("intra", "cross"):
+        block = result["settings"][setting]
+        assert set(block["per_emotion"]) == {"neutral", "angry"}
+        assert block["overall"]["clips"] == len(test_clips)
+        for row in block["per_emotion"].values():
+            assert row["FAD"] >= 0 and -1 <= row["CSIM"] <= 1
+    assert result["paper"]["SSERD (paper)"]["intra"]["FAD"] == 0.740
+    # the un-edited source against its own emotion's real frames: FAD is the distance of a set to a superset
+
+
+def test_cli_json_and_table(prepared, capsys):
+    args = ["eval", "real", "--model", "identity", "--data", str(prepared / "data"), "--arcface", str(prepared / "arc.onnx"),
+            "--expression", str(prepared / "expr.onnx"), "--emotions", "neutral,angry", "--no-id-dlib", "--quiet",
+            "--settings", "cross", "--max-frames", "3"]
+    assert run(args + ["--json", "-o", str(prepared / "res.json")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert set(result["settings"]) == {"cross"} and result["model"] == "identity"
+    assert "LSE-D" in result["missing"] and "syncnet_v2.model" in captured.err
+    assert json.loads((prepared / "res.json").read_text()) == result
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "SSERD (paper)" in out and "2.453" in out and "average" in out
+
+
+@pytest.mark.parametrize("flag, name, needle", [
+    ("--syncnet", "syncnet_v2.model", "LSE-D/LSE-C need syncnet_v2.model"),
+    ("--arcface", "w600k_r50.onnx", "FAD (ArcFace features) model"),
+    ("--expression", "expr_missing.onnx", "CSIM (expression features) model"),
+])
+def test_missing_weight_file_is_one_line_exit_2(prepared, capsys, flag, name, needle):
+    code = run(["eval", "real", "--model", "identity", "--data", str(prepared / "data"), flag, str(prepared / "absent" / name)])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and name in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_wrong_dataset_and_settings(prepared, capsys):
+    assert run(["eval", "real", "--model", "identity", "--data", str(prepared / "nope")]) == 2
+    assert run(["eval", "real", "--model", "identity", "--data", str(prepared / "data"), "--settings", "both"]) == 2
+    assert "--settings" in capsys.readouterr().err
