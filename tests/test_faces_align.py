@@ -100,3 +100,19 @@ def test_shrink_keeps_geometry():
     ys, xs = np.mgrid[0:96, 0:96]
     centroid = np.array([(crop * xs).sum(), (crop * ys).sum()]) / crop.sum()
     np.testing.assert_allclose(centroid, transform_points(m, np.array([[350.0, 210.0]]))[0], atol=0.3)
+
+
+@pytest.mark.parametrize("shift", [(-60.0, -40.0), (560.0, 300.0), (5000.0, 5000.0)])
+def test_paste_back_at_and_beyond_the_frame_edge(shift):
+    from sserd_cli.faces.mask import face_mask
+    from sserd_cli.faces.paste import paste_back
+
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    m = cv2.getRotationMatrix2D((0.0, 0.0), 10.0, 1.5)
+    m[:, 2] -= m[:, :2] @ np.array(shift)  # the crop's origin sits at `shift` in the frame
+    crop = np.full((128, 128, 3), 7, np.uint8)
+    out = paste_back(frame, crop, m, face_mask(128))
+    warped = cv2.warpAffine(face_mask(128), m, (640, 360), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    assert np.array_equal(out[warped == 0], frame[warped == 0])
+    assert (out[warped >= 0.999] == 7).all()
