@@ -200,3 +200,14 @@ def test_vgg19_features_state_dict_names_match_torchvision():
     names = list(VGG19Features().state_dict())
     assert names[:2] == ["features.0.weight", "features.0.bias"] and names[-1] == "features.34.bias"
     assert len(names) == 32
+
+
+def test_losses_stay_float32_and_finite_under_autocast():
+    with pytest.warns(PerceptualFallbackWarning):
+        criteria = [load_perceptual("vgg19")[0], load_perceptual("lpips")[0]]
+    a, b = _images(0), _images(1)
+    for criterion in criteria:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            value, same = criterion(a, b), criterion(a, a)
+        assert value.dtype == torch.float32 and torch.isfinite(value) and value.item() > 0
+        assert same.item() == 0.0
