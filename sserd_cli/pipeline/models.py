@@ -109,7 +109,7 @@ class SserdModel(EditModel):
             w_s = self._encode(crops)
             w = self.celcl.edit(w_s, self.w_r.expand(len(w_s), -1, -1).to(w_s.dtype), strength=self.strength)
             image = self.generator.synthesis(w, noise_mode="const")
-        return _to_uint8(image)
+            return _to_uint8(image)
 
     def _encode(self, crops: np.ndarray):
         import torch
@@ -131,23 +131,24 @@ class SserdModel(EditModel):
 
 def _to_uint8(image) -> np.ndarray:
     """[-1, 1] float [B, 3, S, S] -> uint8 [B, S, S, 3]."""
-    x = image.float().clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_()
+    x = image.float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
     return x.to("cpu").byte().permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def trained_only_on_synthetic(card: dict) -> bool:
-    """Whether a bundle's card says its training data was the synthetic world only."""
-    for key in ("domain", "training_domain", "trained_on"):
-        value = card.get(key)
-        if isinstance(value, str) and value.strip().lower() == "synthetic":
-            return True
-    provenance = card.get("provenance") or {}
-    if isinstance(provenance, dict):
-        for key in ("domain", "data", "dataset", "training_data", "trained_on"):
-            value = provenance.get(key)
+    """Whether a bundle's card says its training data was the synthetic world only: a ``domain`` of
+    "synthetic" (top level or in ``provenance``), the default bundle's name, or every ``*_data`` entry of
+    the provenance (the training stages record their data folders there) naming a synthetic set."""
+    provenance = card.get("provenance") if isinstance(card.get("provenance"), dict) else {}
+    for holder in (card, provenance):
+        for key in ("domain", "training_domain", "trained_on"):
+            value = holder.get(key)
             if isinstance(value, str) and value.strip().lower().startswith("synthetic"):
                 return True
-    return False
+    if card.get("name") == DEFAULT_MODEL:
+        return True
+    data = [str(v).lower() for k, v in provenance.items() if k.endswith("_data") and v]
+    return bool(data) and all("synth" in v for v in data)
 
 
 SYNTHETIC_WARNING = ("model '{name}' was trained only on synthetic faces: on real video it will edit poorly. "

@@ -1,0 +1,118 @@
+"""Speed and memory of `sserd edit` with the identity model (not a test: run it and read the numbers).
+
+For a 640x360 and a 1280x720 clip: edit fps, and the ratio of the edit's time to a plain PyAV
+decode + encode of the same clip with the same encoder settings (the floor any editor pays).
+Then peak RSS of an edit of a 10 s and of a 60 s clip, each in a fresh subprocess (ru_maxrss): a
+streaming pipeline's memory must not grow with the video's length.
+
+    python benchmarks/edit_speed.py                  # about 2-3 minutes on 2 CPU cores
+    python benchmarks/edit_speed.py --seconds 4 --skip-memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clip_maker():
+    spec = importlib.util.spec_from_file_location("make_astronaut_clip", ROOT / "examples" / "make_astronaut_clip.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> float:
+    """Decode every frame and encode it again (libx264, same settings as the edit), copying audio packets."""
+    t0 = time.perf_counter()
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        vout.time_base = vin.time_base
+        vout.options = {"crf": str(crf), "preset": preset}
+        vout.thread_type = "AUTO"
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        aout = out.add_stream_from_template(ain) if ain is not None else None
+        streams = [vin] + ([ain] if ain is not None else [])
+        for packet in inp.demux(*streams):
+            if packet.stream is vin:
+                for frame in packet.decode():
+                    out.mux(vout.encode(frame))
+            elif packet.size:
+                packet.stream = aout
+                out.mux(packet)
+        out.mux(vout.encode(None))
+    return time.perf_counter() - t0
+
+
+def sserd_edit(src: Path, dst: Path, crf: int, preset: str) -> tuple[float, int]:
+    from sserd_cli.media.encode import EncodeSettings
+    from sserd_cli.pipeline.edit import EditOptions, edit_path
+    from sserd_cli.pipeline.models import IdentityModel, Target
+
+    model = IdentityModel()
+    model.set_target(Target(emotion="happy"))
+    t0 = time.perf_counter()
+    report = edit_path(src, dst, model, EditOptions(encode=EncodeSettings(crf=crf, preset=preset)), overwrite=True)
+    return time.perf_counter() - t0, report.frames, report.edited
+
+
+def child_peak_rss(src: Path, dst: Path) -> dict:
+    """Run one edit in a fresh interpreter and return its peak RSS (MiB) and frame count."""
+    code = (
+        "import json, resource, sys; sys.path.insert(0, %r)\n"
+        "from edit_speed import sserd_edit\n"
+        "from pathlib import Path\n"
+        "t, n, e = sserd_edit(Path(%r), Path(%r), 18, 'medium')\n"
+        "print(json.dumps({'seconds': t, 'frames': n, 'edited': e,"
+        " 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    ) % (str(Path(__file__).parent), str(src), str(dst))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of the speed clips")
+    parser.add_argument("--crf", type=int, default=18)
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    make = clip_maker()
+    with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp:
+        tmp = Path(tmp)
+        print(f"speed (identity model, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
+        for w, h in ((640, 360), (1280, 720)):
+            src = make.write_clip(tmp / f"clip{w}.mp4", seconds=args.seconds, size=(w, h), fps=25)
+            plain = plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)
+            edit, frames, edited = sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset)
+            print(f"  {w}x{h}: edit {frames / edit:6.1f} fps ({edited}/{frames} frames edited), "
+                  f"plain decode+encode {frames / plain:6.1f} fps, ratio {edit / plain:4.2f}")
+        if args.skip_memory:
+            return
+        print("peak RSS (640x360, each edit in a fresh process)")
+        rows = {}
+        for seconds in (10, 60):
+            src = make.write_clip(tmp / f"long{seconds}.mp4", seconds=seconds, size=(640, 360), fps=25)
+            rows[seconds] = child_peak_rss(src, tmp / f"long{seconds}-out.mp4")
+            r = rows[seconds]
+            print(f"  {seconds:2d} s clip: {r['frames']} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+        growth = rows[60]["peak_rss_mib"] / rows[10]["peak_rss_mib"] - 1
+        print(f"  60 s vs 10 s: {100 * growth:+.1f} %")
+
+
+if __name__ == "__main__":
+    main()
