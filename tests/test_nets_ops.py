@@ -29,7 +29,7 @@ def naive_upfirdn2d(x, k, up, down, pad):
     return out[::down, ::down]
 
 
-@pytest.mark.parametrize("up,down,pad", [(1, 1, (1, 2)), (2, 1, (2, 1)), (1, 2, (1, 1)), (2, 2, (-1, 2)), (1, 1, (-1, -1))])
+@pytest.mark.parametrize("up,down,pad", [(1, 1, (1, 2)), (2, 1, (2, 1)), (2, 1, (0, 0)), (2, 1, (5, 4)), (1, 2, (1, 1)), (2, 2, (-1, 2)), (1, 1, (-1, -1))])
 def test_upfirdn2d_matches_definition(up, down, pad):
     x = torch.randn(2, 3, 7, 7)
     k = torch.rand(4, 3)  # asymmetric and non-square, so flips and axes are exercised

@@ -54,17 +54,22 @@ def upfirdn2d(
     """
     b, c, h, w = x.shape
     px0, px1, py0, py1 = _pads(pad)
+    kh, kw = kernel.shape
+    weight = kernel.to(device=x.device, dtype=x.dtype)
     if up > 1:
-        # Insert up-1 zeros after every pixel along each axis.
-        x = x.reshape(b, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(b, c, h * up, w * up)
+        # Zero insertion + convolution is a transposed convolution with stride `up`
+        # (no zeros are materialised): full[i] = sum_j x[j] k[i - up*j], length (h-1)*up + kh.
+        # The padded reference output starts at full[kh-1-pad0]; crop or zero-extend to it.
+        full = F.conv_transpose2d(x, weight[None, None].expand(c, 1, kh, kw), stride=up, groups=c)
+        out_h, out_w = h * up + py0 + py1 - kh + 1, w * up + px0 + px1 - kw + 1
+        y0, x0 = kh - 1 - py0, kw - 1 - px0
+        out = F.pad(full, [-x0, x0 + out_w - full.shape[3], -y0, y0 + out_h - full.shape[2]])
+        return out[:, :, ::down, ::down]
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     # Negative pads crop.
     x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
-    weight = kernel.flip([0, 1]).to(device=x.device, dtype=x.dtype)
-    weight = weight[None, None].expand(c, 1, *kernel.shape)
-    return F.conv2d(x, weight, stride=down, groups=c)
+    # conv2d correlates, so flip the kernel for a true convolution; stride = decimation.
+    return F.conv2d(x, weight.flip([0, 1])[None, None].expand(c, 1, kh, kw), stride=down, groups=c)
 
 
 def fused_leaky_relu(
