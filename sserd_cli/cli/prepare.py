@@ -58,6 +58,8 @@ def prepare(
         raise SserdError(f"{root} does not exist: give the dataset's root folder")
     if output.resolve() == root.resolve():
         raise SserdError(f"output {output} is the dataset root itself: write the prepared data to another folder")
+    if not 0.0 <= test_fraction < 1.0:
+        raise SserdError(f"--test-fraction must be in [0, 1), got {test_fraction}")
     chosen = parse_emotions(emotions)
     config = CropConfig(size=size, resize=resize, every_n_frames=every_n_frames, detect_width=detect_width)
     _check_resume(output, layout.value, config)
@@ -65,8 +67,7 @@ def prepare(
     if layout == Layout.mead:
         from ..data.prepare.mead import walk_mead
 
-        clips = walk_mead(root, speakers=names or None, emotions=chosen, levels=levels,
-                          test_fraction=test_fraction, seed=seed)
+        clips = walk_mead(root, speakers=names or None, emotions=chosen, levels=levels)
     elif layout == Layout.ravdess:
         from ..data.prepare.ravdess import walk_ravdess
 
@@ -75,12 +76,11 @@ def prepare(
         except ValueError:
             raise SserdError(f"RAVDESS speakers are actor numbers (1-24), got {names}") from None
         clips = walk_ravdess(root, actors=actors or None, emotions=chosen, levels=levels,
-                             calm="drop" if drop_calm else "neutral", test_fraction=test_fraction, seed=seed)
+                             calm="drop" if drop_calm else "neutral")
     else:
         from ..data.prepare.folder import walk_folder
 
-        clips = walk_folder(root, speakers=names or None, emotions=chosen if emotions else None,
-                            test_fraction=test_fraction, seed=seed)
+        clips = walk_folder(root, speakers=names or None, emotions=chosen if emotions else None)
 
     err_console.print(f"{len(clips)} clips from {len({c.speaker for c in clips})} speakers -> {output}", highlight=False)
     with make_progress(quiet, unit="clips") as progress:
@@ -94,7 +94,8 @@ def prepare(
             if report.status == "broken":
                 warn(f"skipping broken video {report.clip}: {report.message}")
 
-        summary = run_prepare(clips, output, config, workers=workers, source=f"{layout.value}:{root}",
+        summary = run_prepare(clips, output, config, workers=workers, test_fraction=test_fraction, seed=seed,
+                              source=f"{layout.value}:{root}",
                               meta_extra={"layout": layout.value, "seed": seed, "test_fraction": test_fraction},
                               on_clip=on_clip)
     err_console.print(

@@ -20,11 +20,15 @@ class ClipSource:
     emotion: str  # one of EMOTIONS
     intensity: float  # 0..1
     clip: str
-    split: str = "train"
+    split: str | None = None  # None: drawn by assign_splits; "train"/"test": fixed by the layout
 
 
 def assign_splits(clips: list[ClipSource], test_fraction: float = 0.1, seed: int = 0) -> list[ClipSource]:
     """The paper's 90/10 split by clip, drawn per speaker and emotion with a seeded shuffle.
+
+    Clips whose split is already fixed keep it and take no part in the draw.
+    ``sserd prepare`` draws among the clips that gave crops, so a broken video
+    never takes a test slot.
 
     Stratifying by emotion inside each speaker keeps every emotion present in
     the test split (the evaluation needs them all); the draw depends only on
@@ -35,6 +39,8 @@ def assign_splits(clips: list[ClipSource], test_fraction: float = 0.1, seed: int
         raise SserdError(f"--test-fraction must be in [0, 1), got {test_fraction}")
     groups: dict[tuple[str, str], list[ClipSource]] = {}
     for clip in clips:
+        if clip.split is not None:
+            continue
         groups.setdefault((clip.speaker, clip.emotion), []).append(clip)
     test_ids: set[str] = set()
     for (speaker, emotion), members in sorted(groups.items()):
@@ -46,7 +52,8 @@ def assign_splits(clips: list[ClipSource], test_fraction: float = 0.1, seed: int
         if n_test == 0 and test_fraction > 0 and len(names) >= 2:
             n_test = 1
         test_ids.update(names[:n_test])
-    return [replace(clip, split="test" if clip.clip in test_ids else "train") for clip in clips]
+    return [clip if clip.split is not None else replace(clip, split="test" if clip.clip in test_ids else "train")
+            for clip in clips]
 
 
 def parse_emotions(names: list[str] | None) -> tuple[str, ...]:

@@ -230,7 +230,7 @@ def _prepare(source: ClipSource, out_root: Path, config: CropConfig) -> ClipRepo
             _write_png(target, warp_to_crop(frame, m, config.size))
             rows.append({"path": target.relative_to(out_root).as_posix(), "speaker": source.speaker,
                          "emotion": source.emotion, "intensity": source.intensity, "clip": source.clip,
-                         "frame": number, "split": source.split, "kind": "real"})
+                         "frame": number, "kind": "real"})  # the split is added when the index is merged
 
     n_frames = 0
     for number, _, frame in iter_frames(source.path):
@@ -255,7 +255,7 @@ def _prepare(source: ClipSource, out_root: Path, config: CropConfig) -> ClipRepo
             audio_rel = audio_path.relative_to(out_root).as_posix()
 
     part = {"clip": source.clip, "source": str(source.path), "speaker": source.speaker, "emotion": source.emotion,
-            "split": source.split, "fps": fps, "frames": n_frames, "every_n_frames": config.every_n_frames,
+            "fps": fps, "frames": n_frames, "every_n_frames": config.every_n_frames,
             "audio": audio_rel, "framing": config.framing(), "rows": rows}
     path = part_path(out_root, source.clip)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import replace
 from pathlib import Path
 
 from ...emotions import EMOTIONS
 from ...errors import SserdError
-from .clips import ClipSource, assign_splits
+from .clips import ClipSource
 
 LABEL_FILES = ("labels.csv", "index.csv")
 # common spellings of the seven classes in other datasets
@@ -26,16 +25,14 @@ def _label_file(root: Path) -> Path:
     raise SserdError(f"no labels.csv in {root}: give a CSV with columns path,speaker,emotion (paths relative to it)")
 
 
-def walk_folder(root: Path, speakers: list[str] | None = None, emotions: tuple[str, ...] | None = None,
-                test_fraction: float = 0.1, seed: int = 0) -> list[ClipSource]:
-    """Clips listed in the CSV; a ``split`` column wins over the seeded 90/10 split."""
+def walk_folder(root: Path, speakers: list[str] | None = None, emotions: tuple[str, ...] | None = None) -> list[ClipSource]:
+    """Clips listed in the CSV; a ``split`` column fixes a clip's split, the others are drawn 90/10."""
     root = Path(root)
     if not root.exists():
         raise SserdError(f"{root} does not exist: give a folder holding labels.csv, or the CSV itself")
     label_file = _label_file(root)
     base = label_file.parent
     clips: list[ClipSource] = []
-    fixed_split: dict[str, str] = {}
     with label_file.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"path", "speaker", "emotion"} - set(reader.fieldnames or ())
@@ -57,15 +54,13 @@ def walk_folder(root: Path, speakers: list[str] | None = None, emotions: tuple[s
             except ValueError:
                 raise SserdError(f"{label_file}:{line}: intensity must be a number in [0, 1]") from None
             clip_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{speaker}_{Path(row['path']).with_suffix('').as_posix()}")
-            clips.append(ClipSource(path=path, speaker=speaker, emotion=emotion, intensity=intensity, clip=clip_id))
-            split = (row.get("split") or "").strip().lower()
-            if split:
-                if split not in ("train", "test"):
-                    raise SserdError(f"{label_file}:{line}: split must be train or test, got '{split}'")
-                fixed_split[clip_id] = split
+            split = (row.get("split") or "").strip().lower() or None
+            if split not in (None, "train", "test"):
+                raise SserdError(f"{label_file}:{line}: split must be train or test, got '{split}'")
+            clips.append(ClipSource(path=path, speaker=speaker, emotion=emotion, intensity=intensity, clip=clip_id,
+                                    split=split))
     if len({c.clip for c in clips}) != len(clips):
         raise SserdError(f"{label_file} lists the same video twice for one speaker: remove the duplicate rows")
     if not clips:
         raise SserdError(f"{label_file} has no rows matching the chosen speakers/emotions")
-    split = assign_splits(clips, test_fraction, seed)
-    return [replace(c, split=fixed_split.get(c.clip, c.split)) for c in split]
+    return clips

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ...errors import SserdError
-from .clips import ClipSource, VIDEO_SUFFIXES, assign_splits
+from .clips import ClipSource, VIDEO_SUFFIXES
 
 # The paper's six MEAD speakers (section 4.1).
 PAPER_SPEAKERS = ("M003", "M009", "W029", "M012", "M030", "W015")
@@ -29,9 +29,8 @@ def _speaker_dir(root: Path, speaker: str) -> Path | None:
 
 
 def walk_mead(root: Path, speakers: list[str] | None = None, emotions: tuple[str, ...] | None = None,
-              levels: list[int] | None = None, view: str = "front", test_fraction: float = 0.1,
-              seed: int = 0) -> list[ClipSource]:
-    """All clips of the chosen speakers/emotions/levels, with the seeded 90/10 split per speaker."""
+              levels: list[int] | None = None, view: str = "front") -> list[ClipSource]:
+    """All clips of the chosen speakers/emotions/levels (the split is drawn later, see ``assign_splits``)."""
     root = Path(root)
     if not root.is_dir():
         raise SserdError(f"MEAD root {root} is not a directory: point it at the folder holding M003/, W015/, ...")
@@ -69,4 +68,4 @@ def walk_mead(root: Path, speakers: list[str] | None = None, emotions: tuple[str
     if not clips:
         raise SserdError(f"no MEAD videos matched under {root} for speakers {', '.join(speakers)}: "
                          "check --speakers/--emotions/--levels")
-    return assign_splits(clips, test_fraction, seed)
+    return clips

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ...errors import SserdError
-from .clips import ClipSource, assign_splits
+from .clips import ClipSource
 
 PAPER_ACTORS = (1, 2, 3, 4, 5, 6)
 RAVDESS_EMOTIONS = {1: "neutral", 2: "calm", 3: "happy", 4: "sad", 5: "angry", 6: "fear", 7: "disgusted", 8: "surprised"}
@@ -32,8 +32,7 @@ def parse_name(stem: str) -> dict | None:
 
 
 def walk_ravdess(root: Path, actors: list[int] | None = None, emotions: tuple[str, ...] | None = None,
-                 levels: list[int] | None = None, calm: str = "neutral", test_fraction: float = 0.1,
-                 seed: int = 0) -> list[ClipSource]:
+                 levels: list[int] | None = None, calm: str = "neutral") -> list[ClipSource]:
     """Speech videos of the chosen actors, calm folded into neutral (``calm="neutral"``) or dropped (``"drop"``).
 
     Full-AV (01) and video-only (02) files of the same take are the same
@@ -81,4 +80,4 @@ def walk_ravdess(root: Path, actors: list[int] | None = None, emotions: tuple[st
     if not clips:
         raise SserdError(f"no RAVDESS speech videos (modality 01/02, channel 01) matched under {root}: "
                          "check --speakers/--emotions/--levels")
-    return assign_splits(clips, test_fraction, seed)
+    return clips

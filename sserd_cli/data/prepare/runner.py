@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..index import IndexRow, write_index
-from .clips import ClipSource
+from .clips import ClipSource, assign_splits
 from .crops import ClipReport, CropConfig, config_dict, prepare_clip
 
 
@@ -28,13 +28,15 @@ class PrepareSummary:
 
 
 def run_prepare(clips: list[ClipSource], out_root: Path, config: CropConfig, *, workers: int = 1,
-                source: str = "", meta_extra: dict | None = None,
+                test_fraction: float = 0.1, seed: int = 0, source: str = "", meta_extra: dict | None = None,
                 on_clip: Callable[[ClipReport], None] | None = None) -> PrepareSummary:
     """Prepare every clip (in ``workers`` processes), then write ``index.csv`` + ``dataset.json``.
 
     The index holds the rows of every finished clip of this selection; a clip
     whose crops and part file exist is not redone, so an interrupted run picks
-    up where it stopped.
+    up where it stopped. The train/test split is drawn at the end among the
+    clips that gave crops (a broken video takes no test slot); the part files
+    hold no split, so a resumed run may change --seed/--test-fraction freely.
     """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,8 @@ def run_prepare(clips: list[ClipSource], out_root: Path, config: CropConfig, *, 
     summary = PrepareSummary()
     rows: list[IndexRow] = []
     clip_meta = {}
-    by_id = {clip.clip: clip for clip in clips}
+    usable = [clip for clip in clips if reports[clip.clip].status != "broken" and reports[clip.clip].rows]
+    split_of = {clip.clip: clip.split for clip in assign_splits(usable, test_fraction, seed)}
     for clip in clips:
         report = reports[clip.clip]
         if report.status == "broken":
@@ -72,9 +75,9 @@ def run_prepare(clips: list[ClipSource], out_root: Path, config: CropConfig, *, 
         if not report.rows:
             summary.no_face.append(clip.clip)
         for raw in report.rows:
-            rows.append(IndexRow(**raw))
+            rows.append(IndexRow(**{**raw, "split": split_of[clip.clip]}))
         summary.crops += len(report.rows)
-        clip_meta[clip.clip] = {"speaker": clip.speaker, "emotion": clip.emotion, "split": by_id[clip.clip].split,
+        clip_meta[clip.clip] = {"speaker": clip.speaker, "emotion": clip.emotion, "split": split_of.get(clip.clip),
                                 "fps": report.fps, "frames": report.frames, "audio": report.audio,
                                 "source": str(clip.path)}
     rows.sort(key=lambda r: (r.speaker, r.clip, r.frame))
