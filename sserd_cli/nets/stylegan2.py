@@ -466,14 +466,9 @@ class ConvLayer(nn.Sequential):
         else:
             stride, padding = 1, kernel_size // 2
         layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias and not activate))
-        if activate:
-            layers.append(FusedLeakyReLU(out_ch) if bias else _PlainLeakyReLU())
+        if activate:  # the bias lives in the activation, as in the generator
+            layers.append(FusedLeakyReLU(out_ch))
         super().__init__(*layers)
-
-
-class _PlainLeakyReLU(nn.Module):
-    def forward(self, x):
-        return fused_leaky_relu(x)
 
 
 class ResBlock(nn.Module):
