@@ -411,11 +411,21 @@ def save_bundle(
         for part, tensors in files.items():
             save_file(tensors, str(tmp / part_file(part)), metadata={"format": "pt", "sserd_part": part})
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        _apply_default_permissions(tmp)
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_bundle(target)
+
+
+def _apply_default_permissions(folder: Path) -> None:
+    """mkdtemp (and safetensors' own temp file) make owner-only entries; give the bundle the usual umask modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for file in folder.iterdir():
+        os.chmod(file, 0o666 & ~umask)
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -144,6 +145,10 @@ def test_save_is_atomic_and_never_overwrites_silently(tmp_path, monkeypatch):
                     directions={"happy": torch.zeros(N_LATENT, D)}, overwrite=True)
     assert load_bundle(target).card["metrics"] == {"v": 1}  # the old bundle is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temp directories left behind
+    umask = os.umask(0)
+    os.umask(umask)  # the bundle gets the usual modes, not the owner-only ones of temp files
+    assert (target / "generator.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask
     monkeypatch.setattr(bundles, "save_file", real_save)
     replaced = save_bundle(target, {"metrics": {"v": 3}}, generator=tiny_generator(), overwrite=True)
     assert replaced.card["metrics"] == {"v": 3}

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import SserdError
 from .foreign import ForeignGenerator, first_line
-from .safe_pickle import UnsafePickle, load_torch_checkpoint
+from .safe_pickle import load_torch_checkpoint
 
 
 def _looks_like_generator(obj) -> bool:
@@ -26,9 +26,7 @@ def read_rosinality(path: Path) -> ForeignGenerator:
     """Read the EMA generator (``g_ema``; else ``g``; else a bare state dict) of a rosinality checkpoint."""
     try:
         obj = load_torch_checkpoint(path, source=path.name)
-    except UnsafePickle:
-        raise
-    except SserdError:
+    except SserdError:  # refusals from the restricted unpickler are already one clear line
         raise
     except Exception as exc:  # torch's zip reader / unpickler: truncated or not a checkpoint
         raise SserdError(f"{path.name} cannot be read as a torch checkpoint ({first_line(exc)}): the file is "

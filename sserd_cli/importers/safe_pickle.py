@@ -73,7 +73,7 @@ class PersistentObject:
         out: dict[str, torch.Tensor] = {}
         for group in ("_parameters", "_buffers"):
             for name, value in (self.state.get(group) or {}).items():
-                if value is not None:
+                if isinstance(value, torch.Tensor):
                     out[name] = value
         return out
 
