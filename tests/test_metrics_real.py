@@ -102,3 +102,28 @@ def test_identity_model_editor_returns_the_crops_exactly():
     crops = np.random.default_rng(0).integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8)
     edited = model_editor(load_model("identity"))(crops, crops[:1])
     assert np.array_equal(edited, crops)
+
+
+def test_cli_with_a_tiny_real_bundle(prepared, tmp_path, capsys):
+    """The editing step through the edit pipeline's SSERD model: crops -> E -> CELCL -> G at 64 px and back."""
+    from sserd_cli.bundles import save_bundle
+    from sserd_cli.nets.celcl import CELCL, CELCLConfig
+    from sserd_cli.nets.encoder import EncoderConfig, LatentEncoder
+    from sserd_cli.nets.stylegan2 import Generator, GeneratorConfig
+
+    n_latent, dim, size = 10, 32, 64
+    g = Generator(GeneratorConfig(size=size, style_dim=dim, n_mlp=2, channel_max=32))
+    e = LatentEncoder(EncoderConfig(size=size, n_latent=n_latent, style_dim=dim, backbone="small"))
+    e.set_latent_avg(g.mean_latent(64).reshape(-1))
+    c = CELCL(CELCLConfig(n_latent=n_latent, style_dim=dim, heads=4, ffn_dim=64, zero_init=False))
+    bundle = tmp_path / "tiny"
+    save_bundle(bundle, {"name": "tiny", "provenance": {"encoder_data": "test"}}, generator=g, encoder=e, celcl=c,
+                latent_avg=g.mean_latent(64).reshape(-1))
+    code = run(["eval", "real", "--model", str(bundle), "--data", str(prepared / "data"), "--arcface", str(prepared / "arc.onnx"),
+                "--emotions", "neutral,angry", "--settings", "intra", "--max-frames", "2", "--no-id-dlib", "--quiet",
+                "--device", "cpu", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    rows = result["settings"]["intra"]["per_emotion"]
+    assert set(rows) == {"neutral", "angry"} and all(r["FAD"] > 0 for r in rows.values())

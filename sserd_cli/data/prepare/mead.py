@@ -20,14 +20,6 @@ _SPEAKER = re.compile(r"^[MW]\d{3}$")
 _LEVEL = re.compile(r"^level_(\d+)$")
 
 
-def _speaker_dir(root: Path, speaker: str) -> Path | None:
-    """MEAD archives unpack as ``<speaker>/video/...``; some copies drop the speaker level."""
-    for candidate in (root / speaker / "video" / "front", root / speaker / "front"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def walk_mead(root: Path, speakers: list[str] | None = None, emotions: tuple[str, ...] | None = None,
               levels: list[int] | None = None, view: str = "front") -> list[ClipSource]:
     """All clips of the chosen speakers/emotions/levels (the split is drawn later, see ``assign_splits``)."""
