@@ -29,6 +29,7 @@ class _Evil:
         return (print, ("this must never run",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_loader_refuses_code_and_names_the_file(tmp_path, capsys):
     evil = tmp_path / "syncnet_v2.model"
     evil.write_bytes(pickle.dumps({"x": _Evil()}))

@@ -204,16 +204,20 @@ def evaluate_real(root: Path, edit: EditFn, nets: MetricNets, config: RealEvalCo
             paths = [p for c in clips.values() if c.split == "test" and c.emotion == emotion for p in c.paths]
             if len(paths) < 2:
                 paths = [p for c in clips.values() if c.emotion == emotion for p in c.paths]
-            real_feats[emotion] = nets.arcface.embed(load_crops(paths), template)
+            # in chunks: a full MEAD test split is too many crops to hold at once
+            real_feats[emotion] = np.concatenate([nets.arcface.embed(load_crops(paths[i:i + 256]), template)
+                                                  for i in range(0, len(paths), 256)])
 
     acc: dict[tuple[str, str], dict[str, list]] = {}
     cache: dict[str, np.ndarray] = {}
+    source_ids: dict[str, np.ndarray] = {}
 
     def crops_of(clip: _Clip) -> np.ndarray:
         if clip.clip not in cache:
-            if len(cache) > 16:
+            if len(cache) >= 4:  # jobs come grouped by source clip: a small cache holds the source and references
                 cache.pop(next(iter(cache)))
             cache[clip.clip] = load_crops(clip.paths)
+        cache[clip.clip] = cache.pop(clip.clip)  # most recently used last: the source stays while references rotate
         return cache[clip.clip]
 
     for setting, source, emotion, ref in jobs:
@@ -238,7 +242,9 @@ def evaluate_real(root: Path, edit: EditFn, nets: MetricNets, config: RealEvalCo
             slot["csim"].append(csim(nets.expression.features(edited), nets.expression.features(ref_crops)))
         if nets.identity is not None:
             pick = _evenly(len(src), config.identity_frames)
-            value = identity_similarity(nets.identity.descriptors(src[pick]), nets.identity.descriptors(edited[pick]))
+            if source.clip not in source_ids:
+                source_ids[source.clip] = nets.identity.descriptors(src[pick])
+            value = identity_similarity(source_ids[source.clip], nets.identity.descriptors(edited[pick]))
             if np.isfinite(value):
                 slot["id"].append(value)
         if on_step is not None:
