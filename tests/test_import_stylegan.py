@@ -539,6 +539,7 @@ def test_info_json_shows_the_imported_card(tmp_path, capsys):
     assert run(["info", str(out)]) == 0
     table = capsys.readouterr().out
     assert "rosinality-pt" in table and "generator" in table and f"{RES}x{RES}" in table
+    assert "- import-stylegan" in table  # the recipe: a list of stages the training commands extend
 
 
 class _RunsShell:

@@ -109,13 +109,26 @@ def _inline(values: dict) -> str:
 
 
 def _nested(value, indent: str = "") -> str:
-    if not value:
-        return "-"
+    """A card section as indented ``key: value`` lines; a list (the recipe's stages) as ``-`` items."""
+    if value in (None, {}, []):
+        return f"{indent}-"
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            if isinstance(item, dict):
+                head = item.get("stage", "")
+                lines.append(f"{indent}- {head}".rstrip())
+                rest = {k: v for k, v in item.items() if k != "stage"}
+                if rest:
+                    lines.append(_nested(rest, indent + "  "))
+            else:
+                lines.append(f"{indent}- {item}")
+        return "\n".join(lines)
     if not isinstance(value, dict):
-        return str(value)
+        return f"{indent}{value}"
     lines = []
     for key, item in value.items():
-        if isinstance(item, dict):
+        if isinstance(item, (dict, list)) and item:
             lines.append(f"{indent}{key}:")
             lines.append(_nested(item, indent + "  "))
         else:

@@ -159,6 +159,8 @@ def import_stylegan(source: str | Path, output: str | Path, *, size: int | None 
         "latent_avg": "from the file" if fg.latent_avg is not None else "estimated: mean of 4096 mapped z (seed 0)",
         **fg.notes,
     }
+    # the recipe is a list of stages (the training commands append theirs); this one trained elsewhere
     card = {"name": name or out.name, "provenance": provenance,
-            "recipe": {"command": "sserd import-stylegan", "training": "external (see provenance)"}}
+            "recipe": [{"stage": "import-stylegan", "source": src.name, "format": fg.format,
+                        "training": "external, see provenance"}]}
     return save_bundle(out, card, generator=generator, latent_avg=fg.latent_avg, half=half, overwrite=overwrite)
