@@ -126,3 +126,9 @@ def test_views_and_25fps_resampling():
     assert sn.resample_to_25fps(list(range(30)), 30.0, 30) == [int(k * 30 / 25) for k in range(25)]
     # a missing frame takes its nearest neighbour
     assert sn.resample_to_25fps([0, 1, 3], 25.0, 4) == [0, 1, 1, 2] or sn.resample_to_25fps([0, 1, 3], 25.0, 4) == [0, 1, 2, 2]
+
+
+def test_mfcc_equals_python_speech_features_when_installed():
+    reference = pytest.importorskip("python_speech_features")
+    signal = (np.random.default_rng(4).normal(size=16000) * 3000).astype(np.int16)
+    np.testing.assert_allclose(mfcc(signal), reference.mfcc(signal, 16000), atol=1e-8)
