@@ -89,7 +89,7 @@ def test_indicator_removes_pixel_terms_of_real_sources():
     target = torch.randn(2, 3, 8, 8)
     percept = lambda a, b: (a - b).abs().mean()  # noqa: E731
     real = hybrid_objective(out1, out2, target, torch.tensor([False, False]), percept, 0.8)
-    assert float(real["supervised"]) == 0.0
+    assert real["supervised"].item() == 0.0
     real["supervised"].backward()
     assert float(out1.grad.abs().sum()) == 0.0
     out1.grad = None

@@ -87,6 +87,8 @@ def train_stylegan(
     data: Path = _DATA,
     out: Path = _OUT,
     size: int = typer.Option(256, "--size", help="Image size (power of two)."),
+    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop "
+                                            "[default: size*320/256, the paper's 320 -> 256]."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations [default: 100000]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step [default: 16]."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate [default: 0.002]."),
@@ -112,7 +114,7 @@ def train_stylegan(
 
     Example: sserd train-stylegan crops/ -o runs/gan --size 256
     """
-    explicit = _common(data=str(data), size=size, iterations=iterations, batch_size=batch_size, lr=lr,
+    explicit = _common(data=str(data), size=size, load_size=load_size, iterations=iterations, batch_size=batch_size, lr=lr,
                        style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, channel_max=channel_max,
                        mixing=mixing, device=device, seed=seed, checkpoint_every=checkpoint_every,
                        sample_every=sample_every, workers=workers, amp=amp)
@@ -135,6 +137,8 @@ def train_encoder(
                               show_default=False),
     out: Path = _OUT,
     size: Optional[int] = typer.Option(None, "--size", help="Image size [default: the bundle's resolution]."),
+    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop "
+                                            "[default: size*320/256, the paper's 320 -> 256]."),
     backbone: Optional[str] = typer.Option(None, help="iresnet50 (paper), iresnet34, iresnet18 or small."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations [default: 50000]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step [default: 2]."),
@@ -163,7 +167,7 @@ def train_encoder(
     Example: sserd train-encoder crops/ --model runs/gan/bundle -o runs/enc --vgg-weights vgg19.pth
     """
     explicit = _common(data=str(data), model=model, size=_bundle_size(model, size) if not resume else size,
-                       backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
+                       load_size=load_size, backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
                        lambda_adv=lambda_adv, lambda_cl=lambda_cl, contrastive=contrastive,
                        vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
                        checkpoint_every=checkpoint_every, sample_every=sample_every, workers=workers, amp=amp)
@@ -179,6 +183,7 @@ def build_pairs(
     beta: float = typer.Option(15.0, help="Edit strength beta of eq. 12."),
     layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
     svm_c: float = typer.Option(1.0, "--svm-c", help="LinearSVC regularisation C."),
+    load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop (0: size*320/256)."),
     max_sources: int = typer.Option(0, "--max-sources", help="Cap on neutral source frames (0 = all)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per encoder batch."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -201,7 +206,8 @@ def build_pairs(
     from ..training.pairs import build_pairs as run_build_pairs, parse_layers
 
     config = PairsConfig(data=str(data), out=str(out), model=model, beta=beta, layers=parse_layers(layers), svm_c=svm_c,
-                         max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers)
+                         max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers,
+                         load_size=load_size)
     with make_progress(quiet, unit="frames") as progress:
         tasks: dict[str, int] = {}
 
@@ -235,6 +241,8 @@ def train(
     data_mode: Optional[str] = typer.Option(None, "--data", help="paired, unpaired or hybrid [default: hybrid]."),
     contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss (eq. 5-6)."),
     size: Optional[int] = typer.Option(None, "--size", help="Image size [default: the bundle's resolution]."),
+    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop "
+                                            "[default: size*320/256, the paper's 320 -> 256]."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations [default: 50000]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Samples per rank and step [default: 2]."),
     lr: Optional[float] = typer.Option(None, help="Ranger learning rate [default: 1e-4]."),
@@ -269,7 +277,7 @@ def train(
             raise SserdError("give --model BUNDLE (generator + encoder) or a PAIRS folder holding one")
         model = str(pairs / "bundle")
     explicit = _common(data=str(data), pairs=str(pairs) if pairs else "", model=model, data_mode=data_mode,
-                       contrastive=contrastive, size=_bundle_size(model, size) if not resume else size,
+                       contrastive=contrastive, size=_bundle_size(model, size) if not resume else size, load_size=load_size,
                        iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha, lambda_adv=lambda_adv,
                        lambda_cl=lambda_cl, real_fraction=real_fraction,
                        lpips_weights=str(lpips_weights) if lpips_weights else None,
