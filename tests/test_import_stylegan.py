@@ -129,12 +129,14 @@ def write_rosinality_checkpoint(path, legacy: bool = False) -> dict:
     g_ema, g = rosinality_state_dict(0), rosinality_state_dict(1)
     d = {"convs.0.0.weight": torch.randn(C, 3, 1, 1), "convs.0.1.bias": torch.zeros(C),
          "final_linear.1.weight": torch.randn(1, C), "final_linear.1.bias": torch.zeros(1)}
-    params = [torch.nn.Parameter(v.clone()) for v in list(g.values())[:3]]
-    g_optim = torch.optim.Adam(params, lr=0.002, betas=(0.0, 0.99))
-    sum(p.sum() for p in params).backward()
-    g_optim.step()
+    # torch.optim.Adam(...).state_dict() after one step (built by hand: a real step costs seconds of imports)
+    g_optim = {"state": {i: {"step": torch.tensor(1.0), "exp_avg": torch.randn(v.shape),
+                             "exp_avg_sq": torch.rand(v.shape)} for i, v in enumerate(list(g.values())[:3])},
+               "param_groups": [{"lr": 0.002, "betas": (0.0, 0.99), "eps": 1e-8, "weight_decay": 0, "amsgrad": False,
+                                 "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+                                 "fused": None, "params": [0, 1, 2]}]}
     latent_avg = torch.randn(D)
-    ckpt = {"g": g, "d": d, "g_ema": g_ema, "g_optim": g_optim.state_dict(), "d_optim": g_optim.state_dict(),
+    ckpt = {"g": g, "d": d, "g_ema": g_ema, "g_optim": g_optim, "d_optim": g_optim,
             "args": argparse.Namespace(path="lmdb/ffhq", size=RES, channel_multiplier=2, batch=16, r1=10.0,
                                        iter=800000, wandb=False, local_rank=0, distributed=False),
             "latent_avg": latent_avg}
@@ -659,3 +661,55 @@ def test_tensorflow_pickle_gets_conversion_hint(tmp_path, capsys):
     src.write_bytes(data)
     assert run(["import-stylegan", str(src), "-o", str(tmp_path / "o")]) == 2
     assert "legacy.py" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("size,cm,cap", [(1024, 2, 512), (256, 1, 512), (256, 4, 1024), (64, 2, 32)])
+def test_channel_layout_of_real_configs_is_detected(size, cm, cap):
+    """Full-size layouts (config-f 1024, cm 1 and 4) are recognised from tensor shapes alone (meta tensors)."""
+    from sserd_cli.importers.foreign import ForeignGenerator
+    from sserd_cli.importers.stylegan import infer_config
+    from sserd_cli.nets.stylegan2 import Generator, GeneratorConfig
+
+    with torch.device("meta"):
+        sd = Generator(GeneratorConfig(size=size, channel_multiplier=cm, channel_max=cap)).state_dict()
+    config = infer_config(ForeignGenerator(state_dict=sd, latent_avg=None, format="rosinality-pt"), "ckpt.pt")
+    with torch.device("meta"):
+        again = Generator(config).state_dict()
+    assert config.size == size and config.style_dim == 512 and config.n_mlp == 8
+    assert {k: v.shape for k, v in again.items()} == {k: v.shape for k, v in sd.items()}
+
+
+def test_unsupported_nvlabs_generators_are_named(tmp_path):
+    from sserd_cli.errors import SserdError
+    from sserd_cli.importers.nvlabs import convert_generator
+    from sserd_cli.importers.safe_pickle import PersistentObject
+
+    def obj(class_name, modules=(), **attrs):
+        return PersistentObject(class_name, {"_modules": OrderedDict(modules), "_parameters": OrderedDict(),
+                                             "_buffers": OrderedDict(), **attrs})
+
+    sg3 = obj("Generator", [("synthesis", obj("SynthesisNetwork", [("input", obj("SynthesisInput")),
+                                                                   ("L0_36_512", obj("SynthesisLayer"))])),
+                            ("mapping", obj("MappingNetwork"))], c_dim=0)
+    with pytest.raises(SserdError, match="StyleGAN3"):
+        convert_generator(sg3, "stylegan3-r-ffhq.pkl")
+    conditional = obj("Generator", [("synthesis", obj("SynthesisNetwork")), ("mapping", obj("MappingNetwork"))],
+                      c_dim=10)
+    with pytest.raises(SserdError, match="conditional"):
+        convert_generator(conditional, "cifar10.pkl")
+
+
+def test_conv_clamp_is_recorded_with_a_warning(tmp_path, capsys):
+    """stylegan2-ada's default conv_clamp=256 has no counterpart in sserd's G: imported, and said so."""
+    src = tmp_path / "snap.pkl"
+    nv = nvlabs_tensors(0)
+    with fake_nvlabs_modules() as (persistence, easydict):
+        tree = nvlabs_generator_tree(nv, persistence._reconstruct_persistent_obj, easydict, "src")
+        for block in tree.state["_modules"]["synthesis"].state["_modules"].values():
+            for layer in block.state["_modules"].values():
+                layer.state["conv_clamp"] = 256
+        src.write_bytes(pickle.dumps({"G_ema": tree}, protocol=4))
+    assert run(["import-stylegan", str(src), "-o", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "256" in err
+    assert load_bundle(tmp_path / "b").card["provenance"]["conv_clamp"] == 256
