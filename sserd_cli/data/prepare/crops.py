@@ -34,6 +34,11 @@ class BrokenVideo(Exception):
     """The video cannot be decoded (corrupt, truncated, no video stream)."""
 
 
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason without the errno and file name (the report names the file)."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 @dataclass(frozen=True)
 class CropConfig:
     """How crops are made: ``resize`` is the aligned image side, ``size`` the centre crop kept."""
@@ -136,7 +141,7 @@ def read_audio_16k(path: Path) -> np.ndarray | None:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise BrokenVideo(f"cannot open: {exc}") from None
+        raise BrokenVideo(f"cannot open: {_why(exc)}") from None
     with container:
         if not container.streams.audio:
             return None
@@ -149,7 +154,7 @@ def read_audio_16k(path: Path) -> np.ndarray | None:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as exc:
-            raise BrokenVideo(f"audio decoding failed: {exc}") from None
+            raise BrokenVideo(f"audio decoding failed: {_why(exc)}") from None
     return np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
 
 
@@ -160,7 +165,7 @@ def iter_frames(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise BrokenVideo(f"cannot open: {exc}") from None
+        raise BrokenVideo(f"cannot open: {_why(exc)}") from None
     with container:
         if not container.streams.video:
             raise BrokenVideo("no video stream")
@@ -171,7 +176,7 @@ def iter_frames(path: Path):
                 seconds = float(frame.pts * stream.time_base) if frame.pts is not None else None
                 yield number, seconds, frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as exc:
-            raise BrokenVideo(f"decoding failed: {exc}") from None
+            raise BrokenVideo(f"decoding failed: {_why(exc)}") from None
 
 
 def video_fps(path: Path) -> float:
@@ -184,7 +189,7 @@ def video_fps(path: Path) -> float:
             rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
             return float(rate) if rate else 0.0
     except av.error.FFmpegError as exc:
-        raise BrokenVideo(f"cannot open: {exc}") from None
+        raise BrokenVideo(f"cannot open: {_why(exc)}") from None
 
 
 def prepare_clip(source: ClipSource, out_root: Path, config: CropConfig) -> ClipReport:
