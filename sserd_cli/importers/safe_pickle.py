@@ -111,7 +111,11 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
     return data
 
 
-_SAFE_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+class _TensorTypeName(str):
+    """Stands in for the classes ``torch.Tensor`` / ``torch.nn.Parameter``: a name, so a pickle cannot call it."""
+
+
+_SAFE_TENSOR_TYPES = (_TensorTypeName("torch.Tensor"), _TensorTypeName("torch.nn.Parameter"))
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
@@ -189,8 +193,8 @@ _TENSOR_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
-    ("torch", "Tensor"): torch.Tensor,
+    ("torch.nn.parameter", "Parameter"): _SAFE_TENSOR_TYPES[1],
+    ("torch", "Tensor"): _SAFE_TENSOR_TYPES[0],
     ("torch", "Size"): torch.Size,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
@@ -281,10 +285,4 @@ def load_nvlabs_pickle(file, source: str) -> Any:
         warnings.simplefilter("ignore")
         allowed = {**_NVLABS_GLOBALS, ("torch.storage", "_load_from_bytes"): _storage_loader(source)}
         return _make_unpickler(allowed, source)(file).load()
-
-
-def peek_first_object(file, source: str) -> Any:
-    """Unpickle only the first object of ``file`` (restricted); used to recognise the legacy torch format."""
-    return _make_unpickler(_TENSOR_GLOBALS, source)(file).load()
-
 
