@@ -75,6 +75,8 @@ def write_clip(
         video.width, video.height = coded
         video.pix_fmt = "yuv420p"
         video.options = {"crf": str(crf), "preset": "veryfast"} if video.codec_context.name == "libx264" else {}
+        if path.suffix == ".avi":
+            video.options = {"crf": str(crf), "preset": "veryfast", "bf": "0"}  # AVI cannot reorder frames
         if turns:
             video.set_display_rotation(rotation)
         sound = None

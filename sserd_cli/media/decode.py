@@ -22,7 +22,7 @@ def decode_frames(info: VideoInfo, start: float | None = None, end: float | None
     """Decoded frames of ``info.path`` whose time lies in ``[start, end)`` seconds (whole video when None).
 
     Each frame keeps its own pts in the stream's time base (variable frame rate stays variable); frames
-    the container gives no pts get one from their decode position. FFmpeg decodes on its own threads.
+    without a usable pts (none, or not increasing) get the previous one plus one frame duration. FFmpeg decodes on its own threads.
     """
     start_pts = time_to_pts(start, info.time_base)
     end_pts = time_to_pts(end, info.time_base)
@@ -41,7 +41,8 @@ def decode_frames(info: VideoInfo, start: float | None = None, end: float | None
         try:
             for frame in container.decode(stream):
                 pts = frame.pts
-                if pts is None:
+                if pts is None or (last is not None and pts <= last):
+                    # no pts, or pts out of display order (AVI files written with B-frames): count frames
                     pts = (last + step) if last is not None else 0
                     frame.pts = pts
                 last = pts

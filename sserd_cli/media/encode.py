@@ -37,9 +37,11 @@ def _video_codec(suffix: str, settings: EncodeSettings) -> tuple[str, str, dict[
         if settings.lossless:
             raise SserdError("--lossless needs an .mp4, .mov or .mkv output (WebM holds no lossless RGB codec)")
         return "libvpx-vp9", "yuv420p", {"crf": str(settings.crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+    # AVI has no presentation timestamps, so frames must not be reordered: no B-frames there
+    extra = {"bf": "0"} if suffix == ".avi" else {}
     if settings.lossless:
-        return "libx264rgb", "rgb24", {"qp": "0", "preset": settings.preset}
-    return "libx264", "yuv420p", {"crf": str(settings.crf), "preset": settings.preset}
+        return "libx264rgb", "rgb24", {"qp": "0", "preset": settings.preset, **extra}
+    return "libx264", "yuv420p", {"crf": str(settings.crf), "preset": settings.preset, **extra}
 
 
 class VideoWriter:
@@ -64,6 +66,8 @@ class VideoWriter:
             self.stream.width, self.stream.height = info.width, info.height
             self.stream.pix_fmt = pix_fmt
             self.stream.time_base = info.time_base
+            # the encoder counts in the source's time base too: 1/rate would round VFR pts together
+            self.stream.codec_context.time_base = info.time_base
             self.stream.options = options
             self.stream.thread_type = "AUTO"
             if info.rotation:
@@ -82,7 +86,10 @@ class VideoWriter:
         frame.time_base = self.info.time_base
         if self.audio is not None:
             self.audio.write_until(float(pts * self.info.time_base))
-        self.container.mux(self.stream.encode(frame))
+        try:
+            self.container.mux(self.stream.encode(frame))
+        except av.FFmpegError as exc:
+            raise SserdError(f"{self.info.path}: encoding failed at pts {pts} ({_reason(exc)})") from None
 
     def close(self, end: float | None = None) -> None:
         """Flush the encoder and the rest of the audio (up to ``end`` seconds of source time) and close."""
@@ -90,6 +97,8 @@ class VideoWriter:
             self.container.mux(self.stream.encode(None))
             if self.audio is not None:
                 self.audio.finish(None if end is None else end - self._start)
+        except av.FFmpegError as exc:
+            raise SserdError(f"{self.info.path}: writing the output failed ({_reason(exc)})") from None
         finally:
             self.abort()
 
