@@ -202,6 +202,10 @@ def prepare_clip(source: ClipSource, out_root: Path, config: CropConfig) -> Clip
     try:
         return _prepare(source, out_root, config)
     except BrokenVideo as exc:
+        # crops written before the decoder failed belong to no index: remove them (our own output only)
+        import shutil
+
+        shutil.rmtree(out_root / CROPS_DIR / source.speaker / source.clip, ignore_errors=True)
         return ClipReport(clip=source.clip, status="broken", message=str(exc))
 
 
