@@ -250,3 +250,19 @@ def test_other_containers_roundtrip(tmp_path, suffix):
     assert [b for _, b in audio_packets(out)] == [b for _, b in audio_packets(src)]
     if suffix in (".mkv", ".mov", ".webm"):
         assert video_pts(out) == video_pts(src)
+
+
+def test_odd_frame_size_is_kept(tmp_path):
+    src = tmp_path / "odd.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 65, 47, "yuv444p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((47, 65, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    out = roundtrip(probe_video(src), tmp_path / "out.mp4")
+    with av.open(str(out)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (65, 47)
+    assert len(video_pts(out)) == 5

@@ -64,6 +64,8 @@ class VideoWriter:
         try:
             self.stream = self.container.add_stream(codec, rate=info.rate or Fraction(25))
             self.stream.width, self.stream.height = info.width, info.height
+            if pix_fmt == "yuv420p" and (info.width % 2 or info.height % 2):
+                pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the source's exact size instead
             self.stream.pix_fmt = pix_fmt
             self.stream.time_base = info.time_base
             # the encoder counts in the source's time base too: 1/rate would round VFR pts together

@@ -158,6 +158,9 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
         run.close()
         if report.frames == 0:
             raise SserdError(f"{info.path}: no frames between --start and --end")
+        if not trimmed and info.frames and report.frames < info.frames:
+            _say(note, report, f"{info.path}: the video ended after {report.frames} of the {info.frames} frames "
+                               "its header announces: the file may be truncated")
         if report.edited == 0:
             if trimmed:
                 _say(note, report, f"{info.path}: no face found in any frame: the frames were re-encoded unchanged")
