@@ -103,6 +103,7 @@ def train_stylegan(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between loss log lines [default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Image decoding threads [default: 2]."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -117,7 +118,7 @@ def train_stylegan(
     explicit = _common(data=str(data), size=size, load_size=load_size, iterations=iterations, batch_size=batch_size, lr=lr,
                        style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, channel_max=channel_max,
                        mixing=mixing, device=device, seed=seed, checkpoint_every=checkpoint_every,
-                       sample_every=sample_every, workers=workers, amp=amp)
+                       sample_every=sample_every, log_every=log_every, workers=workers, amp=amp)
     if not path_length:
         explicit["path_length_weight"] = 0.0
     _run_stage("stylegan", "stylegan.StyleGANCoach", "StyleGANConfig", explicit, out, resume, quiet)
@@ -154,6 +155,7 @@ def train_encoder(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between loss log lines [default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Image decoding threads [default: 2]."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -170,7 +172,7 @@ def train_encoder(
                        load_size=load_size, backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
                        lambda_adv=lambda_adv, lambda_cl=lambda_cl, contrastive=contrastive,
                        vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, workers=workers, amp=amp)
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp)
     _run_stage("encoder", "encoder.EncoderCoach", "EncoderTrainConfig", explicit, out, resume, quiet)
 
 
@@ -258,6 +260,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between loss log lines [default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Image decoding threads [default: 2]."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -282,5 +285,5 @@ def train(
                        lambda_cl=lambda_cl, real_fraction=real_fraction,
                        lpips_weights=str(lpips_weights) if lpips_weights else None,
                        vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, workers=workers, amp=amp)
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp)
     _run_stage("sserd", "sserd.SSERDCoach", "SSERDConfig", explicit, out, resume, quiet)
