@@ -42,17 +42,17 @@ def test_protocol_with_identity_editor(prepared):
         calls.append((source.shape, reference.shape))
         return source
 
-    config = RealEvalConfig(emotions=("neutral", "angry"))
+    config = RealEvalConfig(settings=("intra",), emotions=("neutral", "angry"))  # cross: see the CLI test
     result = evaluate_real(prepared / "data", no_edit, nets, config)
     from sserd_cli.data.index import read_index
 
     test_clips = {r.clip for r in read_index(prepared / "data") if r.split == "test"}
     assert len(test_clips) == 4  # one per speaker and emotion (the broken video took no slot)
-    # each test clip goes to the one other emotion, in 2 settings
-    assert len(calls) == 2 * len(test_clips) and all(s == (6, 256, 256, 3) for s, _ in calls)
+    # each test clip goes to the one other emotion
+    assert len(calls) == len(test_clips) and all(s == (6, 256, 256, 3) for s, _ in calls)
     assert all(r[1:] == (256, 256, 3) and r[0] <= 8 for _, r in calls)
     assert result["dataset"] == "mead" and result["missing"] == {}
-    for setting in ("intra", "cross"):
+    for setting in ("intra",):
         block = result["settings"][setting]
         assert set(block["per_emotion"]) == {"neutral", "angry"}
         assert block["overall"]["clips"] == len(test_clips)
@@ -60,6 +60,20 @@ def test_protocol_with_identity_editor(prepared):
             assert row["FAD"] >= 0 and -1 <= row["CSIM"] <= 1
     assert result["paper"]["SSERD (paper)"]["intra"]["FAD"] == 0.740
     # the un-edited source against its own emotion's real frames: FAD is the distance of a set to a superset
+
+
+def test_references_come_from_the_right_speakers(prepared):
+    from sserd_cli.data.index import read_meta
+    from sserd_cli.metrics.real import _clips, pick_reference
+
+    clips = _clips(prepared / "data", read_meta(prepared / "data"), None)
+    source = clips["M003_neutral_level1_001"]
+    intra = pick_reference(source, "angry", "intra", clips, seed=0)
+    cross = pick_reference(source, "angry", "cross", clips, seed=0)
+    assert intra.speaker == "M003" and intra.emotion == "angry" and intra.split == "test"
+    assert cross.speaker == "W015" and cross.emotion == "angry" and cross.split == "test"
+    assert pick_reference(source, "neutral", "intra", clips, seed=0).clip == "M003_neutral_level1_002"
+    assert pick_reference(source, "sad", "intra", clips, seed=0) is None
 
 
 def test_cli_json_and_table(prepared, capsys):
