@@ -45,7 +45,7 @@ def real(
       sserd eval real --model identity --data data/mead --syncnet syncnet_v2.model --json
     """
     from ..data.prepare.clips import parse_emotions
-    from ..metrics.real import METRIC_NEEDS, MetricNets, RealEvalConfig, evaluate_real, model_editor
+    from ..metrics.real import METRIC_NEEDS, RealEvalConfig, evaluate_real, model_editor
 
     chosen_settings = tuple(s.strip() for s in settings.split(",") if s.strip())
     if not chosen_settings or any(s not in ("intra", "cross") for s in chosen_settings):

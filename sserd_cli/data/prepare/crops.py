@@ -78,13 +78,6 @@ class ClipReport:
     rows: list = field(default_factory=list)
 
 
-def crop_landmarks(config: CropConfig) -> np.ndarray:
-    """Where the 5 template points sit inside a prepared crop (used by the metrics' own views)."""
-    from ...faces.align import canonical_landmarks
-
-    return canonical_landmarks(config.resize) - config.offset
-
-
 @lru_cache(maxsize=2)
 def _detector(detect_width: int, upsample: int):
     # one detector per worker process: loading the landmark model costs ~0.1 s
