@@ -45,7 +45,7 @@ class SpeechConfig:
     f0_high: float = 230.0
     phrase_syllables: tuple[int, int] = (4, 10)
     pause_s: tuple[float, float] = (0.2, 0.55)
-    smoothing_s: float = 0.035  # coarticulation time constant of the mouth
+    smoothing_s: float = 0.025  # coarticulation time constant of the mouth
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def mouth_track(track: SpeechTrack, fps: float, n_frames: int, cfg: SpeechConfig
     alpha = 1 - np.exp(-1.0 / (cfg.smoothing_s * rate))
 
     def smooth(x):
-        for _ in range(2):
+        for _ in range(2):  # forwards, then backwards: no lag
             y = np.empty_like(x)
             acc = x[0]
             for i, v in enumerate(x):

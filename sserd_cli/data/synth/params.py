@@ -137,7 +137,7 @@ def field_names(cls) -> tuple[str, ...]:
 
 
 def to_vector(obj) -> np.ndarray:
-    return np.array([getattr(obj, f.name) for f in fields(obj)], dtype=np.float32)
+    return np.array([getattr(obj, f.name) for f in fields(obj)], dtype=np.float64)  # exact round trip
 
 
 def from_vector(cls, vector) -> object:

@@ -262,7 +262,7 @@ def _paint_canonical(state: FaceState, k: float, g: _Geometry) -> _Painter:
         outer = np.where(ys < g.yc, top_part, ra + 0.04 * (ys - g.yc))
         # rounded, slightly irregular ends
         end_f = np.clip((ys - (back_end - 0.25)) / 0.25, 0, 1)
-        outer = outer * np.sqrt(np.clip(1 - end_f**2, 0, 1)) ** 0.5 + 0.015 * np.sin(ys * 23.0) * (ys > g.yc)
+        outer = outer * np.sqrt(np.clip(1 - end_f**2, 0, 1)) ** 0.5
         back = np.concatenate([np.stack([outer, ys], 1), np.stack([-outer[::-1], ys[::-1]], 1)])
         roi, m = P.paint([back], hair * 0.7, alpha=True)
         if roi is not None:
@@ -501,62 +501,65 @@ def _paint_mouth(P, g, ident, ex, skin, age):
 
 
 def _paint_hair_front(P, g, ident, hair):
+    """Scalp hair as one polygon: around the crown, down the sides (over the ears for long styles),
+    back up along the face edge and across the forehead along the hairline (or a fringe)."""
     vol = 0.07 + 0.10 * ident.hair_style
     fringe = ident.hair_fringe
     part = -0.25 if fringe < 0.5 else 0.2  # side of the parting
-    hairline_y = g.eye_y - 0.62 + 0.30 * max(fringe - 0.6, 0) / 0.4 * 1.0
-    n = 60
-    side_y = g.eye_y + 0.05 if ident.hair_style > 0.15 else g.eye_y - 0.2
-    # outer contour: over the top of the head from one temple to the other
-    ang = np.linspace(0, np.pi, n)
-    ys_top = g.yc - g.b * np.cos(np.linspace(0, 1, n // 2) * np.arccos(np.clip((g.yc - side_y) / g.b, -1, 1)))
-    xs_top = g.half_width(ys_top) + vol * (1 - 0.3 * np.linspace(0, 1, n // 2))
-    right_outer = np.stack([xs_top, ys_top], 1)  # from crown down to the right temple
-    left_outer = right_outer[::-1] * np.array([-1, 1])
-    # hairline from right temple across the forehead to the left temple
-    xs = np.linspace(1, -1, n)
-    hw_side = float(g.half_width(np.array(side_y)))
-    x_line = xs * (hw_side - 0.04)
-    dip = np.exp(-((xs * (hw_side - 0.04) - part) / 0.35) ** 2)
-    y_line = hairline_y + 0.22 * np.abs(xs) ** 2.2 + (side_y - hairline_y - 0.22) * np.abs(xs) ** 8 - 0.06 * dip * (fringe < 0.6)
+    hairline_y = g.eye_y - 0.62 + 0.30 * max(fringe - 0.6, 0) / 0.4
+    temple_y = g.eye_y - 0.15
+    long_hair = ident.hair_style > 0.55
+    end_y = min(g.eye_y + 0.1 + 2.1 * (ident.hair_style - 0.25), g.chin + 0.35) if long_hair else temple_y + 0.12
+    # outer contour, right side, from the crown down to the end
+    ys = np.linspace(g.top, end_y, 50)
+    ra, rb = g.a + vol, g.b + vol
+    x_out = np.where(ys < g.yc, ra * np.sqrt(np.clip(1 - ((ys - g.yc) / rb) ** 2, 0, 1)), ra + 0.03 * (ys - g.yc))
+    x_out[0] = 0.0
+    y_out = ys - vol * (ys <= g.top + 1e-6)
+    # inner edge, right side, from the end up to the temple (along the face edge; over the ears)
+    yi = np.linspace(end_y, temple_y, 24)
+    x_in = np.maximum(g.half_width(np.minimum(yi, g.chin - 0.25)) - (0.08 if long_hair else 0.02), 0.45)
+    if not long_hair:
+        x_in = np.maximum(x_in, x_out[-1] - 0.2)
+    right = np.concatenate([np.stack([x_out, y_out], 1), np.stack([x_in, yi], 1)])
+    # hairline across the forehead, right temple -> left temple
+    xs = np.linspace(1, -1, 60)
+    half = float(x_in[-1])
+    x_line = xs * half
+    dip = np.exp(-((x_line - part) / 0.35) ** 2)
+    y_line = hairline_y + (temple_y - hairline_y) * np.abs(xs) ** 2.5 - 0.06 * dip * (fringe < 0.6)
     if fringe > 0.6:  # a fringe: irregular lower edge
-        y_line = y_line + 0.03 * np.sin(xs * 17.0 + 10 * ident.hair_color)
+        y_line = y_line + 0.025 * np.sin(xs * 17.0 + 10 * ident.hair_color) * (1 - np.abs(xs))
     hairline = np.stack([x_line, y_line], 1)
-    cap = np.concatenate([left_outer, right_outer, hairline])
+    left = right[::-1] * np.array([-1, 1])
+    cap = np.concatenate([right, hairline, left])
     P.paint([cap], hair, blur=0.006, alpha=True)
     roi, m = P.mask([cap])
-    # strands: thin darker and lighter curves inside the hair
+    if roi is None:
+        return
+    # strands: thin darker and lighter curves from the parting outwards
     rng = np.random.default_rng(int(ident.hair_color * 1e6) ^ int(ident.hair_fringe * 1e6))
     lines_d, lines_l = [], []
-    for i in range(36):
-        x0 = rng.uniform(-1, 1) * g.a
-        top = np.array([part + 0.05 * rng.normal(), g.top - vol * 0.5])
-        end = np.array([x0 * 1.05, float(np.interp(x0, x_line[::-1], y_line[::-1])) - 0.02])
-        ctrl = np.array([x0 * 1.1 + 0.1 * rng.normal(), g.top + 0.15])
-        (lines_d if i % 2 else lines_l).append(_bezier(top, ctrl, end, 12))
-    if roi is not None:
-        for lines, factor in ((lines_d, 0.72), (lines_l, 1.25)):
-            r2, ml = P.mask([], blur=0.004, lines=lines, line_width=0.008)
-            if r2 is None:
-                continue
-            j0, j1 = max(roi[0].start, r2[0].start), min(roi[0].stop, r2[0].stop)
-            i0, i1 = max(roi[1].start, r2[1].start), min(roi[1].stop, r2[1].stop)
-            mm = (m[j0 - roi[0].start:j1 - roi[0].start, i0 - roi[1].start:i1 - roi[1].start]
-                  * ml[j0 - r2[0].start:j1 - r2[0].start, i0 - r2[1].start:i1 - r2[1].start] * 0.5)
-            sub = (slice(j0, j1), slice(i0, i1))
-            P.rgb[sub] = np.clip(P.rgb[sub] * (1 - mm[..., None] * (1 - factor)), 0, 1)
-    # hair sits a little above the scalp
-    if roi is not None:
-        P.depth[roi] += 0.06 * cv2.GaussianBlur(m, (0, 0), 0.03 * P.k)
-    # long hair falls in front of the ears beside the face
-    if ident.hair_style > 0.55:
-        end_y = g.eye_y + 0.1 + 2.1 * (ident.hair_style - 0.25)
-        for s in (-1, 1):
-            ys = np.linspace(side_y - 0.1, min(end_y, g.chin + 0.3), 24)
-            inner = g.half_width(np.minimum(ys, g.chin - 0.2)) - 0.05
-            outer = np.maximum(g.half_width(np.minimum(ys, g.yc)) + vol, inner + 0.12)
-            lock = np.concatenate([np.stack([s * inner, ys], 1), np.stack([s * outer[::-1], ys[::-1]], 1)])
-            P.paint([lock], hair * 0.95, blur=0.006, alpha=True)
+    for i in range(40):
+        side = 1 if i % 2 else -1
+        reach = rng.uniform(0.2, 1.0)
+        top = np.array([part + 0.05 * rng.normal(), g.top - vol * 0.6])
+        end_x = side * (ra * reach)
+        end = np.array([end_x, float(np.interp(abs(end_x), [0, half, ra + 0.1], [hairline_y, temple_y, end_y]))])
+        ctrl = np.array([end_x * 1.05, g.top + 0.2])
+        (lines_d if i % 3 else lines_l).append(_bezier(top, ctrl, end, 14))
+    for lines, factor in ((lines_d, 0.7), (lines_l, 1.3)):
+        r2, ml = P.mask([], blur=0.004, lines=lines, line_width=0.008)
+        if r2 is None:
+            continue
+        j0, j1 = max(roi[0].start, r2[0].start), min(roi[0].stop, r2[0].stop)
+        i0, i1 = max(roi[1].start, r2[1].start), min(roi[1].stop, r2[1].stop)
+        mm = (m[j0 - roi[0].start:j1 - roi[0].start, i0 - roi[1].start:i1 - roi[1].start]
+              * ml[j0 - r2[0].start:j1 - r2[0].start, i0 - r2[1].start:i1 - r2[1].start] * 0.5)
+        sub = (slice(j0, j1), slice(i0, i1))
+        P.rgb[sub] = np.clip(P.rgb[sub] * (1 - mm[..., None] * (1 - factor)), 0, 1)
+    # the hair sits a little above the scalp
+    P.depth[roi] += 0.06 * cv2.GaussianBlur(m, (0, 0), 0.03 * P.k)
 
 
 def _shade(P: _Painter, rot: np.ndarray, light) -> None:

@@ -210,7 +210,7 @@ def save_truth(video_path: Path, plan: ClipPlan, frames: list[Rendered]) -> tupl
         "speech": np.stack([to_vector(s.speech) for s in plan.states]),
         "pose": np.stack([to_vector(s.pose) for s in plan.states]),
         "light": np.stack([to_vector(s.light) for s in plan.states]),
-        "center": plan.center.astype(np.float32),
+        "center": plan.center.astype(np.float64),
         "landmarks": np.stack([f.landmarks for f in frames]).astype(np.float32),
         "align_landmarks": np.stack([f.align_landmarks for f in frames]).astype(np.float32),
         "box": np.stack([f.box for f in frames]).astype(np.float32),
