@@ -105,7 +105,7 @@ def prepare(
         warn(f"no face found in any frame of {clip}")
     if summary.broken:
         warn(f"{len(summary.broken)} broken video(s) skipped:")
-        for clip, path, why in summary.broken:
+        for _, path, why in summary.broken:
             err_console.print(f"  {path}: {why}", highlight=False, soft_wrap=True)
 
 

@@ -62,7 +62,7 @@ def walk_ravdess(root: Path, actors: list[int] | None = None, emotions: tuple[st
             if take not in takes or codes["modality"] < takes[take][0]:
                 takes[take] = (codes["modality"], video, codes)
     clips: list[ClipSource] = []
-    for take, (_, video, codes) in sorted(takes.items()):
+    for _take, (_, video, codes) in sorted(takes.items()):
         emotion = RAVDESS_EMOTIONS.get(codes["emotion"])
         if emotion is None:
             continue
