@@ -19,24 +19,30 @@ from sserd_cli.nets.encoder import EncoderConfig, LatentEncoder
 from sserd_cli.nets.stylegan2 import Generator, GeneratorConfig
 
 
-def time_per_image(fn, batch: int, device: torch.device, repeats: int) -> tuple[float, float]:
-    """(best, median) seconds per image over ``repeats`` timed passes; best is robust to a busy machine."""
+def time_per_image(fn, batch: int, device: torch.device, repeats: int) -> tuple[float, float, float]:
+    """(best wall, median wall, median process CPU) seconds per image over ``repeats`` passes.
+
+    On a shared, busy machine the wall times swing with other jobs; the CPU time of this
+    process (summed over its threads) is the steadier measure of the work itself.
+    """
     fn()  # warm-up (allocations, cuDNN autotune)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) / batch)
-    times.sort()
-    return times[0], times[len(times) // 2]
+        wall.append((time.perf_counter() - start) / batch)
+        cpu.append((time.process_time() - start_cpu) / batch)
+    wall.sort()
+    cpu.sort()
+    return wall[0], wall[len(wall) // 2], cpu[len(cpu) // 2]
 
 
-def fmt(times: tuple[float, float]) -> str:
-    return f"{times[0] * 1e3:.1f} / {times[1] * 1e3:.1f}"
+def fmt(times: tuple[float, float, float]) -> str:
+    return f"{times[0] * 1e3:.1f} / {times[1] * 1e3:.1f} / {times[2] * 1e3:.1f}"
 
 
 def build(kind: str, size: int, small: bool, small_channels: int) -> torch.nn.Module:
@@ -60,8 +66,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     print(f"torch {torch.__version__}, {args.threads} CPU threads, batch {args.batch}")
-    print("ms/img: best / median of the timed passes")
-    print(f"{'device':<28} {'net':<3} {'config':<18} {'size':>5} {'params':>8} {'ms/img':>17} {'fp16 ms/img':>17}")
+    print("ms/img: best wall / median wall / median CPU time of this process (all threads)")
+    print(f"{'device':<28} {'net':<3} {'config':<18} {'size':>5} {'params':>8} {'ms/img':>24} {'fp16 ms/img':>24}")
     for dev_name in devices:
         device = torch.device(dev_name)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -85,7 +91,7 @@ def main() -> None:
                         if device.type == "cuda":
                             with torch.autocast("cuda", dtype=torch.float16):
                                 half = fmt(time_per_image(fn, args.batch, device, args.repeats))
-                    print(f"{label:<28} {kind:<3} {cfg:<18} {size:>5} {params:>7.1f}M {fp32:>17} {half:>17}", flush=True)
+                    print(f"{label:<28} {kind:<3} {cfg:<18} {size:>5} {params:>7.1f}M {fp32:>24} {half:>24}", flush=True)
                     del net
 
 
