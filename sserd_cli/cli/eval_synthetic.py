@@ -22,8 +22,8 @@ COLUMNS = (("emotion_accuracy", "emo acc", "{:.3f}"), ("target_probability", "p(
 def _fmt(fmt: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
+    if isinstance(value, str) or (isinstance(value, float) and math.isinf(value)):
+        return str(value)
     return fmt.format(value)
 
 

@@ -62,7 +62,14 @@ class SyntheticScores:
     frechet: float
 
     def to_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        """Plain JSON values: NaN -> None, infinite PSNR (identical crops) -> the string "inf"."""
+        def clean(v):
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            if isinstance(v, float) and math.isinf(v):
+                return "inf" if v > 0 else "-inf"
+            return v
+        return {k: clean(v) for k, v in asdict(self).items()}
 
 
 METRIC_NAMES = ("emotion_accuracy", "target_probability", "expression_mae", "mouth_open_mae", "lip_round_mae",

@@ -33,7 +33,7 @@ from .params import Expression, FaceState, Identity, Pose, Speech
 SHIFT = 4  # fixed-point bits for sub-pixel polygon vertices
 ONE = 1 << SHIFT
 # canonical extent in face units: x in [-X_EXT, X_EXT], y in [Y_TOP, Y_BOT]
-X_EXT, Y_TOP, Y_BOT = 2.3, -2.0, 2.9
+X_EXT, Y_TOP, Y_BOT = 2.3, -2.0, 3.9
 
 SKIN = np.array([[0.97, 0.82, 0.72], [0.90, 0.70, 0.57], [0.76, 0.55, 0.40], [0.58, 0.40, 0.28],
                  [0.42, 0.28, 0.19]], np.float32)
@@ -274,9 +274,10 @@ def _paint_canonical(state: FaceState, k: float, g: _Geometry) -> _Painter:
     P.paint([neck], skin * 0.92, alpha=True)
     sh_y = g.chin + 0.42
     shirt_col = _hsv_color(ident.clothes_hue, 0.2 + 0.35 * ident.lip_color, 0.25 + 0.45 * ident.eye_size)
-    shoulders = np.concatenate([_bezier([-neck_w * 1.1, sh_y], [-1.2, sh_y - 0.05], [-2.3, sh_y + 0.6]),
-                                [[-2.3, Y_BOT], [2.3, Y_BOT]],
-                                _bezier([2.3, sh_y + 0.6], [1.2, sh_y - 0.05], [neck_w * 1.1, sh_y])])
+    # shoulders curving down into the upper arms, so the body ends with a natural outline
+    left = np.concatenate([_bezier([-neck_w * 1.1, sh_y], [-1.3, sh_y - 0.02], [-1.9, sh_y + 0.45], 16),
+                           _bezier([-1.9, sh_y + 0.45], [-2.2, sh_y + 0.8], [-2.15, Y_BOT], 12)[1:]])
+    shoulders = np.concatenate([left, (left * np.array([-1, 1]))[::-1]])
     P.paint([shoulders], shirt_col, alpha=True)
     collar = np.array([[-neck_w * 1.1, sh_y], [0, sh_y + 0.55], [neck_w * 1.1, sh_y]])
     P.paint([collar], skin * 0.9, alpha=True)
@@ -323,9 +324,9 @@ def _paint_canonical(state: FaceState, k: float, g: _Geometry) -> _Painter:
         P.bump(s * (g.eye_x + 0.06), cheek_y, 0.2, 0.13, 0.04 + 0.05 * ex.cheek_raise)
         P.bump(s * g.nose_w * 0.85, g.nose_tip + 0.01 - 0.02 * ex.nose_wrinkle, 0.055, 0.05, 0.06)  # nose wings
     # nose ridge from between the eyes to the tip
-    roi, X, Y = P.grid(-0.3, ey - 0.1, 0.3, g.nose_tip + 0.25)
-    frac = np.clip((Y - (ey - 0.05)) / (g.nose_tip - ey + 0.05), 0, None)
-    height = np.where(frac <= 1, 0.05 + 0.20 * frac**1.4, 0.25 * np.exp(-((Y - g.nose_tip) / 0.045) ** 2))
+    roi, X, Y = P.grid(-0.3, ey - 0.12, 0.3, g.nose_tip + 0.25)
+    frac = np.clip((Y - (ey - 0.08)) / (g.nose_tip - ey + 0.08), 0, None)
+    height = np.where(frac <= 1, 0.25 * frac**1.3, 0.25 * np.exp(-((Y - g.nose_tip) / 0.045) ** 2))
     width = 0.045 + 0.045 * np.clip(frac, 0, 1) ** 2 + 0.02 * ident.nose_width
     P.depth[roi] += height * np.exp(-0.5 * (X / width) ** 2)
     P.bump(0, g.mouth_y - 0.01, g.mouth_w * 0.75, 0.07, 0.04 + 0.04 * g.round)  # lips
@@ -521,7 +522,9 @@ def _paint_hair_front(P, g, ident, hair):
     x_in = np.maximum(g.half_width(np.minimum(yi, g.chin - 0.25)) - (0.08 if long_hair else 0.02), 0.45)
     if not long_hair:
         x_in = np.maximum(x_in, x_out[-1] - 0.2)
-    right = np.concatenate([np.stack([x_out, y_out], 1), np.stack([x_in, yi], 1)])
+    bottom = _bezier([x_out[-1], end_y], [(x_out[-1] + x_in[0]) / 2, end_y + 0.08], [x_in[0], end_y - 0.06], 8)
+    yi[0] = end_y - 0.06
+    right = np.concatenate([np.stack([x_out, y_out], 1), bottom[1:-1], np.stack([x_in, yi], 1)])
     # hairline across the forehead, right temple -> left temple
     xs = np.linspace(1, -1, 60)
     half = float(x_in[-1])
@@ -695,6 +698,15 @@ def render(state: FaceState, frame_size: tuple[int, int], center: tuple[float, f
 
 def render_portrait(state: FaceState, size: int, background: np.ndarray | None = None,
                     supersample: int = 2) -> Rendered:
-    """A square portrait of ``size`` pixels with the head roughly where an aligned crop puts it."""
-    return render(state, (size, size), center=((size - 1) / 2, 0.46 * size), unit_px=0.245 * size,
+    """A square portrait of ``size`` pixels framed like the aligned crop of ``sserd_cli.faces.align``: the
+    frontal 5 points are fitted to the crop template, so aligning the portrait is a near-identity warp
+    that keeps it sharp."""
+    from ...faces.align import canonical_landmarks, umeyama_similarity
+
+    g = _Geometry(state.identity, Expression(), Speech(), Pose())
+    pts = np.array([[-g.eye_x, 0.0], [g.eye_x, 0.0], [0.0, g.nose_tip - g.eye_y],
+                    [-g.mouth_w0, g.mouth_y - g.eye_y], [g.mouth_w0, g.mouth_y - g.eye_y]])
+    m = umeyama_similarity(pts, canonical_landmarks(size))  # unit face coordinates -> crop pixels
+    unit = float(np.hypot(m[0, 0], m[1, 0]))
+    return render(state, (size, size), center=(float(m[0, 2]), float(m[1, 2])), unit_px=unit,
                   background=background, supersample=supersample)
