@@ -27,7 +27,8 @@ def test_encoder_inversion_loss_falls(tmp_path):
         rows.append(IndexRow(f"crops/{i}.png", "s0", emotion, 1.0, f"c{i}", 0, "train"))
     write_index(data, rows, {"size": 32})
     assert run(["train-encoder", str(data), "--model", str(gan), "-o", str(tmp_path / "enc"), "--backbone", "small",
-                "--load-size", "32", "--iterations", "12", "--log-every", "2", "--lr", "1e-3", "--device", "cpu", "--workers", "0", "--quiet"]) == 0
+                "--load-size", "32", "--iterations", "12", "--log-every", "2", "--lr", "1e-3",
+                "--device", "cpu", "--workers", "0", "--quiet"]) == 0
     curve = [json.loads(line) for line in (tmp_path / "enc" / "losses.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in curve] == [2, 4, 6, 8, 10, 12]
     # (the first logged step may spike while RAdam warms up; from then on the loss must fall clearly)

@@ -39,7 +39,10 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
     from ..training.run import RunDir, fit
 
     config_cls = getattr(configs, config_name)
-    ctx = distributed.setup(explicit.get("device", "auto"))
+    device = explicit.get("device")
+    if device is None and resume:  # keep the run's device unless --device says otherwise
+        device = RunDir.open(out, stage, distributed.DistContext())[1]["config"].get("device")
+    ctx = distributed.setup(device or "auto")
     try:
         if resume:
             run, saved = RunDir.open(out, stage, ctx)

@@ -209,7 +209,7 @@ class HybridSampler:
         real_pos = shard_positions(len(self.real_sources), self.seed, iteration, batch, rank, world) if any(kinds) else []
         pair_pos = (shard_positions(len(self.groups), self.seed + 1, iteration, batch, rank, world)
                     if not all(kinds) else [])
-        for j, is_real in enumerate(kinds):
+        for is_real in kinds:
             if is_real:
                 src = self.real_sources[real_pos[n_real_slots]]
                 n_real_slots += 1

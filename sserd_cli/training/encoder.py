@@ -141,7 +141,11 @@ class EncoderCoach(Coach):
     @torch.no_grad()
     def samples(self):
         real = self.data.load(self.sample_idx).to(self.device)
-        recon = self.G.synthesis(self.E(real), noise_mode="const")
+        self.E.eval()  # BatchNorm: sample grids must not touch the running statistics
+        try:
+            recon = self.G.synthesis(self.E(real), noise_mode="const")
+        finally:
+            self.E.train()
         return torch.cat([real, recon.float()]), len(self.sample_idx)
 
     def export(self, path: Path) -> None:

@@ -63,11 +63,11 @@ def layer_mask(n_latent: int, layers: Optional[list]) -> np.ndarray:
     """Boolean [n_latent]: which W+ rows a direction may use."""
     if not layers:
         return np.ones(n_latent, dtype=bool)
-    bad = [l for l in layers if not 0 <= int(l) < n_latent]
+    bad = [row for row in layers if not 0 <= int(row) < n_latent]
     if bad:
         raise SserdError(f"--layers {bad}: W+ rows of this model are 0..{n_latent - 1}")
     mask = np.zeros(n_latent, dtype=bool)
-    mask[[int(l) for l in layers]] = True
+    mask[[int(row) for row in layers]] = True
     return mask
 
 
