@@ -1,6 +1,5 @@
 """The shipped oracle reads emotions and mouth shapes from fresh renders; synthetic metrics behave at their limits."""
 
-import dataclasses
 import json
 import math
 
@@ -8,10 +7,9 @@ import numpy as np
 import pytest
 
 from sserd_cli.cli import run
-from sserd_cli.data.synth.dataset import random_face, render_crop, speaker_seed
-from sserd_cli.data.synth.params import FaceState, Light, Pose, emotion_expression
+from sserd_cli.data.synth.dataset import random_face, render_crop
 from sserd_cli.data.synth.truth import read_video_frames, render_true_answer
-from sserd_cli.data.synth.video import ClipSpec, make_background, speaker_identity, write_clip
+from sserd_cli.data.synth.video import ClipSpec, make_background, write_clip
 from sserd_cli.emotions import EMOTIONS
 from sserd_cli.errors import SserdError
 from sserd_cli.metrics.oracle import Oracle

@@ -1,6 +1,5 @@
 """The renderer: deterministic, any resolution, exact landmarks, independent parameter groups, dlib finds the face."""
 
-import dataclasses
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from sserd_cli.data.synth.params import Expression, emotion_expression, to_vector
+from sserd_cli.data.synth.params import Expression, emotion_expression
 from sserd_cli.data.synth.truth import render_true_answer, true_answer_plan
 from sserd_cli.data.synth.video import ClipSpec, load_truth, plan_clip, render_plan, write_clip
 from sserd_cli.errors import SserdError

@@ -148,7 +148,7 @@ def sheet(
         raise SserdError("--identities must be at least 1")
     img = contact_sheet(size, identities, seed=seed)
     tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise SserdError(f"cannot write {out}: choose a writable path")
     tmp.replace(out)
     err_console.print(f"wrote {out} ({img.shape[1]}x{img.shape[0]})", highlight=False)

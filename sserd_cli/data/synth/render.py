@@ -139,17 +139,20 @@ class _Geometry:
 class _Painter:
     """Anti-aliased painting on a float RGB canvas, each operation limited to its bounding box."""
 
-    def __init__(self, k: float):
+    def __init__(self, k: float, window: tuple[float, float, float, float] = (-X_EXT, Y_TOP, X_EXT, Y_BOT)):
+        """``k`` pixels per face unit; ``window`` (x0, y0, x1, y1) the part of the face plane to paint."""
         self.k = k
-        self.w = int(math.ceil(2 * X_EXT * k)) + 1
-        self.h = int(math.ceil((Y_BOT - Y_TOP) * k)) + 1
+        self.x0, self.y0 = max(window[0], -X_EXT), max(window[1], Y_TOP)
+        x1, y1 = min(window[2], X_EXT), min(window[3], Y_BOT)
+        self.w = max(int(math.ceil((x1 - self.x0) * k)) + 1, 2)
+        self.h = max(int(math.ceil((y1 - self.y0) * k)) + 1, 2)
         self.rgb = np.zeros((self.h, self.w, 3), np.float32)
         self.alpha = np.zeros((self.h, self.w), np.float32)
         self.depth = np.zeros((self.h, self.w), np.float32)
 
     def px(self, pts) -> np.ndarray:
         pts = np.asarray(pts, np.float64)
-        return np.stack([(pts[..., 0] + X_EXT) * self.k, (pts[..., 1] - Y_TOP) * self.k], -1)
+        return np.stack([(pts[..., 0] - self.x0) * self.k, (pts[..., 1] - self.y0) * self.k], -1)
 
     def grid(self, x0, y0, x1, y1):
         """ROI slices and unit coordinates (X, Y) of its pixels for a unit-space box."""
@@ -157,15 +160,15 @@ class _Painter:
         c1 = self.px([x1, y1])
         i0, j0 = max(int(c0[0]), 0), max(int(c0[1]), 0)
         i1, j1 = min(int(math.ceil(c1[0])) + 1, self.w), min(int(math.ceil(c1[1])) + 1, self.h)
-        xs = np.arange(i0, i1, dtype=np.float32) / self.k - X_EXT
-        ys = np.arange(j0, j1, dtype=np.float32) / self.k + Y_TOP
+        xs = np.arange(i0, i1, dtype=np.float32) / self.k + self.x0
+        ys = np.arange(j0, j1, dtype=np.float32) / self.k + self.y0
         X, Y = np.meshgrid(xs, ys)
         return (slice(j0, j1), slice(i0, i1)), X, Y
 
     def coords(self, roi):
         """Unit coordinates (X, Y) of the pixels of an ROI."""
-        xs = np.arange(roi[1].start, roi[1].stop, dtype=np.float32) / self.k - X_EXT
-        ys = np.arange(roi[0].start, roi[0].stop, dtype=np.float32) / self.k + Y_TOP
+        xs = np.arange(roi[1].start, roi[1].stop, dtype=np.float32) / self.k + self.x0
+        ys = np.arange(roi[0].start, roi[0].stop, dtype=np.float32) / self.k + self.y0
         return np.meshgrid(xs, ys)
 
     def mask(self, polys, blur: float = 0.0, lines=None, line_width: float = 0.0):
@@ -242,9 +245,9 @@ def _bezier(p0, p1, p2, n=20):
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
-def _paint_canonical(state: FaceState, k: float, g: _Geometry) -> _Painter:
+def _paint_canonical(state: FaceState, k: float, g: _Geometry, window) -> _Painter:
     ident, ex, pose = state.identity, state.expression, state.pose
-    P = _Painter(k)
+    P = _Painter(k, window)
     skin = _palette(SKIN, ident.skin_tone)
     skin = skin * np.array([1.0 + 0.04 * (0.5 - ident.skin_warmth), 1.0, 1.0 - 0.08 * (ident.skin_warmth - 0.5)],
                            np.float32)
@@ -347,7 +350,7 @@ def _paint_canonical(state: FaceState, k: float, g: _Geometry) -> _Painter:
     forehead = max(ex.brow_raise, 0.7 * ex.brow_inner_raise)
     if forehead > 0.02:
         op = min(1.0, forehead * (0.5 + 0.7 * age))
-        for i, y in enumerate((ey - 0.50, ey - 0.59, ey - 0.68)):
+        for y in (ey - 0.50, ey - 0.59, ey - 0.68):
             span = 0.30 if ex.brow_raise >= ex.brow_inner_raise else 0.17
             line = _bezier([-span, y + 0.03], [0, y - 0.03], [span, y + 0.03], 12)
             P.shade([], 1 - 0.28 * op, blur=0.008, lines=[line], line_width=0.012)
@@ -628,13 +631,16 @@ def render(state: FaceState, frame_size: tuple[int, int], center: tuple[float, f
     g = _Geometry(state.identity, state.expression, state.speech, pose)
     rot = rotation(pose)
     k = unit * ss * 1.0
-    P = _paint_canonical(state, k, g)
-    _shade(P, rot, state.light)
-
     # screen (supersampled) <- canonical: s = c_ss + unit_ss * R[:2] @ (x, y - eye_y, z)
     unit_ss = unit * ss
     c_ss = np.array([(cx + 0.5) * ss - 0.5, (cy + 0.5) * ss - 0.5])
     pivot = np.array([0.0, g.eye_y, 0.0])  # the head turns around the point between the eyes
+    # paint only the part of the face plane that can land in the frame (depth parallax < 0.5 units)
+    frame_q = (np.array([[0, 0], [width * ss, 0], [0, height * ss], [width * ss, height * ss]]) - c_ss) / unit_ss
+    plane = frame_q @ np.linalg.inv(rot[:2, :2]).T + pivot[:2]
+    window = (plane[:, 0].min() - 0.5, plane[:, 1].min() - 0.5, plane[:, 0].max() + 0.5, plane[:, 1].max() + 0.5)
+    P = _paint_canonical(state, k, g, window)
+    _shade(P, rot, state.light)
 
     def forward(pts_xy: np.ndarray) -> np.ndarray:
         pts_xy = np.asarray(pts_xy, np.float64)
@@ -645,7 +651,9 @@ def render(state: FaceState, frame_size: tuple[int, int], center: tuple[float, f
         return ((s + 0.5) / ss - 0.5).astype(np.float32)
 
     # region of the frame the face can cover (whole output pixels, so the ss block grid lines up)
-    corners = np.array([[-X_EXT, Y_TOP, 0], [X_EXT, Y_TOP, 0], [X_EXT, Y_BOT, 0], [-X_EXT, Y_BOT, 0]]) - pivot
+    cx0, cy0 = P.x0, P.y0
+    cx1, cy1 = P.x0 + (P.w - 1) / P.k, P.y0 + (P.h - 1) / P.k
+    corners = np.array([[cx0, cy0, 0], [cx1, cy0, 0], [cx1, cy1, 0], [cx0, cy1, 0]]) - pivot
     corners = np.concatenate([corners + [0, 0, 1.2], corners - [0, 0, 0.5]])
     sc = ((rot @ corners.T).T[:, :2] * unit_ss + c_ss) / ss
     x0, y0 = int(max(np.floor(sc[:, 0].min()), 0)), int(max(np.floor(sc[:, 1].min()), 0))
@@ -670,7 +678,7 @@ def render(state: FaceState, frame_size: tuple[int, int], center: tuple[float, f
             rx, ry = qx - z * b[0], qy - z * b[1]
             x = a_inv[0, 0] * rx + a_inv[0, 1] * ry
             y = a_inv[1, 0] * rx + a_inv[1, 1] * ry + np.float32(g.eye_y)
-            return (x + np.float32(X_EXT)) * np.float32(P.k), (y - np.float32(Y_TOP)) * np.float32(P.k)
+            return (x - np.float32(P.x0)) * np.float32(P.k), (y - np.float32(P.y0)) * np.float32(P.k)
 
         for _ in range(4):
             mx, my = canon_px(z)

@@ -9,7 +9,6 @@ from ...emotions import EMOTIONS
 from .params import FaceState, Identity, Light, Pose, Speech, emotion_expression
 from .render import render_portrait
 from .truth import align_crop
-from .video import make_background
 
 
 def contact_sheet(size: int = 128, identities: int = 4, openings=(0.0, 0.45, 0.9), seed: int = 0) -> np.ndarray:
@@ -20,12 +19,11 @@ def contact_sheet(size: int = 128, identities: int = 4, openings=(0.0, 0.45, 0.9
         rng = np.random.default_rng([seed, k, 5])
         identity = Identity.random(rng)
         light = Light.random(rng)
-        background = make_background(size, size, rng)
         for mouth in openings:
             tiles = []
             for emotion in EMOTIONS:
                 state = FaceState(identity, emotion_expression(emotion, 1.0), Speech(mouth, 0.0), Pose(), light)
-                r = render_portrait(state, size, background=background)
+                r = render_portrait(state, size)  # plain backdrop: the sheet is about the faces
                 tiles.append(align_crop(r.image, r.align_landmarks, size))
             rows.append(np.concatenate(tiles, 1))
     sheet = np.concatenate(rows, 0)
