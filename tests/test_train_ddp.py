@@ -52,3 +52,24 @@ def test_two_ranks_resume_continues(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 2 and len(set(summary["rank_checksums"])) == 1
+
+
+@pytest.mark.slow
+def test_two_ranks_encoder_and_sserd_stages_stay_in_sync(tmp_path):
+    """BatchNorm statistics (encoder) and the code cache (contrastive loss) must not drift apart across ranks."""
+    from sserd_cli.cli import run
+
+    data = make_dataset(tmp_path / "data", test_clips=1)
+    cpu = ["--device", "cpu", "--workers", "0", "--quiet"]
+    assert run(["train-stylegan", str(data), "-o", str(tmp_path / "gan"), "--iterations", "1", *TINY_GAN]) == 0
+    proc = torchrun(tmp_path, ["train-encoder", str(data), "--model", str(tmp_path / "gan" / "bundle"), "-o",
+                               str(tmp_path / "enc"), "--backbone", "small", "--iterations", "2", *cpu])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert run(["build-pairs", str(data), "--model", str(tmp_path / "enc" / "bundle"), "-o", str(tmp_path / "pairs"),
+                "--max-sources", "2", *cpu]) == 0
+    proc = torchrun(tmp_path, ["train", str(data), str(tmp_path / "pairs"), "-o", str(tmp_path / "sserd"),
+                               "--iterations", "2", *cpu])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stage in ("enc", "sserd"):
+        summary = json.loads((tmp_path / stage / "summary.json").read_text())
+        assert summary["world_size"] == 2 and len(set(summary["rank_checksums"])) == 1, stage

@@ -93,6 +93,15 @@ def broadcast_module(module: torch.nn.Module, ctx: DistContext) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
+def broadcast_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics), as DDP's ``broadcast_buffers`` does:
+    each rank normalises its own shard, so the running statistics would otherwise drift apart."""
+    if not ctx.enabled:
+        return
+    for tensor in module.buffers():
+        dist.broadcast(tensor.data, src=0)
+
+
 def all_gather_tensor(tensor: torch.Tensor, ctx: DistContext) -> list[torch.Tensor]:
     """The same-shaped tensor from every rank, in rank order (just ``[tensor]`` without DDP)."""
     if not ctx.enabled:

@@ -132,6 +132,7 @@ class EncoderCoach(Coach):
         total.backward()
         ddp.average_gradients(self.E.parameters(), self.ctx)
         self.optimizer.step()
+        ddp.broadcast_buffers(self.E, self.ctx)
         if c.contrastive:
             self.cache.push(offsets.detach(), labels)
         losses.update({"total": total.detach().item(), "l2": l2.detach().item(), "perceptual": perceptual.detach().item(),
