@@ -374,3 +374,19 @@ def test_half_precision_runs_and_stays_close():
     assert half.dtype == torch.float16
     torch.testing.assert_close(half.float(), ref, rtol=0.05, atol=0.05)
     assert tiny_d(size=16).half()(half).dtype == torch.float16
+
+
+def test_double_backward_for_r1_and_path_length():
+    """R1 (grad of D w.r.t. images) and path length (grad of G w.r.t. W+) need second-order gradients."""
+    d = tiny_d()
+    real = torch.randn(2, 3, 64, 64, requires_grad=True)
+    (grad_real,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
+    grad_real.pow(2).sum().backward()
+    assert d.convs[1].conv1[0].weight.grad.abs().sum() > 0
+
+    g = tiny_g()
+    w = torch.randn(2, g.n_latent, 32, requires_grad=True)
+    img = g.synthesis(w, noise_mode="random")
+    (grad_w,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), w, create_graph=True)
+    grad_w.pow(2).sum().backward()
+    assert g.convs[2].conv.weight.grad.abs().sum() > 0
