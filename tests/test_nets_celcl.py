@@ -8,6 +8,15 @@ import torch
 from sserd_cli.nets.celcl import CELCL, CELCLConfig
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tiny models run fastest on one thread; on a busy machine two-thread barriers stall."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def cfg(**kw):
     return CELCLConfig(n_latent=6, style_dim=32, heads=4, ffn_dim=64, **kw)
 

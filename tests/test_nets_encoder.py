@@ -9,6 +9,15 @@ from sserd_cli.errors import SserdError
 from sserd_cli.nets.encoder import BACKBONES, EncoderConfig, IResNet, LatentEncoder
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tiny models run fastest on one thread; on a busy machine two-thread barriers stall."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def small(size=64, n_latent=10, **kw):
     return LatentEncoder(EncoderConfig(size=size, n_latent=n_latent, style_dim=32, backbone="small", **kw))
 

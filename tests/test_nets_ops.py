@@ -9,6 +9,15 @@ import torch
 from sserd_cli.nets.ops import downsample2d, fused_leaky_relu, make_kernel, upfirdn2d, upsample2d
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tiny models run fastest on one thread; on a busy machine two-thread barriers stall."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def naive_upfirdn2d(x, k, up, down, pad):
     """Textbook definition on one channel: zero-insert, pad/crop, full 2-D convolution, decimate."""
     x, k = np.asarray(x, np.float64), np.asarray(k, np.float64)

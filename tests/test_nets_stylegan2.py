@@ -17,6 +17,15 @@ from sserd_cli.nets.stylegan2 import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tiny models run fastest on one thread; on a busy machine two-thread barriers stall."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny_g(size=64, **kw):
     return Generator(GeneratorConfig(size=size, style_dim=32, n_mlp=2, channel_max=16, **kw))
 
