@@ -1,11 +1,13 @@
 """Speed and memory of `sserd edit` with the identity model (not a test: run it and read the numbers).
 
 For a 640x360 and a 1280x720 clip: edit fps, and the ratio of the edit's time to a plain PyAV
-decode + encode of the same clip with the same encoder settings (the floor any editor pays).
+decode + encode of the same clip with the same encoder settings (the floor any editor pays). Runs
+alternate and the best of ``--repeats`` is kept, since other work on the machine slows either side at
+random; the CPU-time ratio (user + system, all threads) is printed too, as it depends less on that load.
 Then peak RSS of an edit of a 10 s and of a 60 s clip, each in a fresh subprocess (ru_maxrss): a
 streaming pipeline's memory must not grow with the video's length.
 
-    python benchmarks/edit_speed.py                  # about 2-3 minutes on 2 CPU cores
+    python benchmarks/edit_speed.py                  # a few minutes on 2 CPU cores
     python benchmarks/edit_speed.py --seconds 4 --skip-memory
 """
 
@@ -31,6 +33,18 @@ def clip_maker():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall, cpu) seconds of ``fn()``."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, cpu_seconds() - c0
 
 
 def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> float:
@@ -89,6 +103,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the speed clips")
     parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--preset", default="medium")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per clip; the fastest counts")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     make = clip_maker()
@@ -97,10 +112,15 @@ def main() -> None:
         print(f"speed (identity model, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
         for w, h in ((640, 360), (1280, 720)):
             src = make.write_clip(tmp / f"clip{w}.mp4", seconds=args.seconds, size=(w, h), fps=25)
-            plain = plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)
-            edit, frames, edited = sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset)
-            print(f"  {w}x{h}: edit {frames / edit:6.1f} fps ({edited}/{frames} frames edited), "
-                  f"plain decode+encode {frames / plain:6.1f} fps, ratio {edit / plain:4.2f}")
+            plain, edit, frames, edited = [], [], 0, 0
+            for _ in range(args.repeats):
+                plain.append(timed(lambda: plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)))
+                result = {}
+                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset)))))
+                frames, edited = result["n"], result["e"]
+            (pw, pc), (ew, ec) = min(plain), min(edit)
+            print(f"  {w}x{h}: edit {frames / ew:6.1f} fps ({edited}/{frames} frames edited), "
+                  f"plain decode+encode {frames / pw:6.1f} fps, ratio {ew / pw:4.2f} (CPU time ratio {ec / pc:4.2f})")
         if args.skip_memory:
             return
         print("peak RSS (640x360, each edit in a fresh process)")

@@ -67,6 +67,7 @@ class VideoWriter:
             if pix_fmt == "yuv420p" and (info.width % 2 or info.height % 2):
                 pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the source's exact size instead
             self.stream.pix_fmt = pix_fmt
+            self.pix_fmt = pix_fmt
             self.stream.time_base = info.time_base
             # the encoder counts in the source's time base too: 1/rate would round VFR pts together
             self.stream.codec_context.time_base = info.time_base
@@ -83,6 +84,10 @@ class VideoWriter:
         """Encode one frame; its pts is in the source's time base (shifted by the trim start)."""
         if self.offset_pts is None:
             self.offset_pts = frame.pts
+            if self.pix_fmt != "rgb24":  # tag the output with the source's colour matrix and range
+                ctx = self.stream.codec_context
+                ctx.colorspace, ctx.color_range = frame.colorspace, frame.color_range
+                ctx.color_primaries, ctx.color_trc = frame.color_primaries, frame.color_trc
         pts = frame.pts - self.offset_pts
         frame.pts = pts
         frame.time_base = self.info.time_base

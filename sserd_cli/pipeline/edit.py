@@ -26,6 +26,7 @@ from ..errors import SserdError
 from ..media.atomic import atomic_output, check_output
 from ..media.decode import decode_frames
 from ..media.encode import EncodeSettings, VideoWriter, copy_streams
+from ..media.frames import FrameConverter
 from ..media.image import read_image, write_image
 from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from .faces import FaceFollower, FaceSettings, crop_and_paste
@@ -45,7 +46,7 @@ class EditOptions:
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     faces: FaceSettings = field(default_factory=FaceSettings)
     color_match: bool = False
-    pipe_frames: int = 8  # frames queued between two stages
+    pipe_frames: int = 4  # frames queued between two stages (memory: ~3 pipes + look-ahead + batch)
 
 
 @dataclass
@@ -139,10 +140,11 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             run.start("decode", lambda: feed(run, _decoded_items(info, options), decoded))
             run.start("faces", lambda: _face_stage(run, decoded, located, options, model.resolution))
             run.start("model", lambda: _model_stage(run, located, done, model, options))
+            converter = FrameConverter()
             for item in _drain(run, done):
                 if observer is not None:
                     observer(item.index, item.m if item.edited is not None else None)
-                writer.write(_output_frame(item, info.rotation))
+                writer.write(_output_frame(item, info.rotation, converter, writer.pix_fmt))
                 report.frames += 1
                 if item.edited is not None:
                     report.edited += 1
@@ -192,8 +194,9 @@ def _drain(run: Run, pipe: Pipe) -> Iterator[FrameItem]:
 
 def _decoded_items(info, options: EditOptions) -> Iterator[FrameItem]:
     turns = (info.rotation // 90) % 4
+    converter = FrameConverter()
     for index, frame in enumerate(decode_frames(info, options.start, options.end)):
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = converter.to_rgb(frame)
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, turns))  # upright, as a player shows it
         yield FrameItem(index, frame, rgb)
@@ -221,11 +224,9 @@ def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options:
     outbox.put(END)
 
 
-def _output_frame(item: FrameItem, rotation: int) -> av.VideoFrame:
+def _output_frame(item: FrameItem, rotation: int, converter: FrameConverter, pix_fmt: str) -> av.VideoFrame:
     if item.edited is None:
         return item.frame  # untouched: encode the decoded frame itself, no colour round trip
     turns = (rotation // 90) % 4
-    pixels = np.ascontiguousarray(np.rot90(item.edited, -turns)) if turns else item.edited
-    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-    frame.pts = item.frame.pts
-    return frame
+    pixels = np.rot90(item.edited, -turns) if turns else item.edited
+    return converter.from_rgb(pixels, item.frame, pix_fmt)
