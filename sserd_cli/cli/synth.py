@@ -157,7 +157,7 @@ def sheet(
 @synth_app.command("train-oracle")
 def train_oracle(
     out: Path = typer.Option(Path("models/oracle"), "-o", "--out", help="Directory for oracle.safetensors + oracle.json."),
-    train_images: int = typer.Option(12000, "--train-images", help="Fresh renders to train on."),
+    train_images: int = typer.Option(8000, "--train-images", help="Fresh renders to train on."),
     test_images: int = typer.Option(1400, "--test-images", help="Renders of held-out speakers for the card."),
     epochs: int = typer.Option(10, "--epochs"),
     size: int = typer.Option(64, "--size", help="Oracle input side in pixels."),

@@ -164,9 +164,9 @@ class Oracle:
 class OracleTrainConfig:
     train_images: int = 8000
     test_images: int = 1400
-    speakers: int = 400  # the last 10% are held out for the card
+    speakers: int = 2000  # the last 10% are held out for the card
     render_size: int = 128  # crops are rendered at this size, then area-resized to the oracle's input
-    epochs: int = 8
+    epochs: int = 10
     batch: int = 128
     lr: float = 2e-3
     seed: int = 0
@@ -250,7 +250,7 @@ def _losses(out: dict, y: dict) -> tuple[torch.Tensor, dict]:
     ex = F.mse_loss(out["expression"], y["expression"])
     sp = F.mse_loss(out["speech"], y["speech"])
     idl = F.mse_loss(out["identity"], y["identity"])
-    total = ce + 4.0 * ex + 8.0 * sp + 4.0 * idl
+    total = ce + 4.0 * ex + 8.0 * sp + 10.0 * idl
     return total, {"ce": ce.item(), "expr": ex.item(), "speech": sp.item(), "id": idl.item()}
 
 
