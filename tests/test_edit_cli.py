@@ -262,3 +262,27 @@ def test_default_model_missing_says_what_to_do(media, tmp_path, capsys):
     code = run(["edit", str(media["clip"]), "--emotion", "happy", "-o", str(tmp_path / "o.mp4")])
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "no model is bundled yet" in line and "--model identity" in line
+
+
+def test_real_sigint_mid_run_removes_the_partial_output(tmp_path):
+    """Ctrl-C (SIGINT) to a running `sserd edit` process: exit 130, no output, no temporary file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = clip_maker().write_clip(tmp_path / "long.mp4", seconds=6.0, size=(320, 240), fps=25, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-c", "from sserd_cli.cli import main; main()", "edit", str(src),
+                             "--emotion", "happy", "--model", "identity", "-o", str(out), "--quiet"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until the edit is writing its temporary file
+    if proc.poll() is not None:
+        pytest.skip("the edit finished before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and leftovers(tmp_path) == []

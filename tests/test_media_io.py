@@ -266,3 +266,33 @@ def test_odd_frame_size_is_kept(tmp_path):
     with av.open(str(out)) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (65, 47)
     assert len(video_pts(out)) == 5
+
+
+def test_bt709_source_keeps_its_colour_matrix(tmp_path):
+    """Edited frames go back to YUV with the source's matrix, and the output is tagged like the source."""
+    from sserd_cli.media.frames import FrameConverter
+
+    src = tmp_path / "hd.mp4"
+    make = clip_maker()
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.codec_context.colorspace = 1  # BT.709
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(make.astronaut_frame(i, 25, 160, 120), format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=1)
+            frame.colorspace, frame.pts = 1, i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    info = probe_video(src)
+    converter = FrameConverter()
+    writer = VideoWriter(tmp_path / "out.mp4", info, EncodeSettings())
+    for frame in decode_frames(info):
+        assert frame.colorspace == 1
+        back = converter.from_rgb(converter.to_rgb(frame), frame, "yuv420p")
+        chroma_error = np.abs(back.to_ndarray()[120:].astype(int) - frame.to_ndarray()[120:]).mean()
+        assert chroma_error < 0.3  # a BT.601 round trip of BT.709 content is off by ~0.6 on average
+        writer.write(back)
+    writer.close()
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert next(iter(c.decode(video=0))).colorspace == 1

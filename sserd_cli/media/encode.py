@@ -55,6 +55,7 @@ class VideoWriter:
                  start: float | None = None, note: Note | None = None):
         self.info = info
         self.offset_pts: int | None = None if start else 0
+        self._tagged = False
         self._start = start or 0.0
         codec, pix_fmt, options = _video_codec(Path(path).suffix.lower(), settings)
         try:
@@ -84,6 +85,8 @@ class VideoWriter:
         """Encode one frame; its pts is in the source's time base (shifted by the trim start)."""
         if self.offset_pts is None:
             self.offset_pts = frame.pts
+        if not self._tagged:
+            self._tagged = True
             if self.pix_fmt != "rgb24":  # tag the output with the source's colour matrix and range
                 ctx = self.stream.codec_context
                 ctx.colorspace, ctx.color_range = frame.colorspace, frame.color_range
