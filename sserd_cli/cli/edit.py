@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -25,20 +24,20 @@ Examples:
 
 
 def edit(
-    sources: List[Path] = typer.Argument(..., help="Video files (mp4, mov, mkv, webm, avi) or still images "
+    sources: list[Path] = typer.Argument(..., help="Video files (mp4, mov, mkv, webm, avi) or still images "
                                          "(png, jpg, ...), or folders of them.", show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Output file; a folder when there are several sources.",
                                 show_default=False),
-    ref: Optional[Path] = typer.Option(None, "--ref", help="Reference image or video showing the wanted emotion."),
-    emotion: Optional[str] = typer.Option(None, "--emotion", help="Wanted emotion instead of --ref: neutral, "
+    ref: Path | None = typer.Option(None, "--ref", help="Reference image or video showing the wanted emotion."),
+    emotion: str | None = typer.Option(None, "--emotion", help="Wanted emotion instead of --ref: neutral, "
                                           "happy, angry, surprised, fear, sad, disgusted."),
     strength: float = typer.Option(1.0, "--strength", help="Edit strength: 0 keeps the source, 1 is the model's edit."),
     model: str = typer.Option("sserd-synthetic", "--model", help="Model bundle (a folder, or the name of a bundled "
                               "model), or 'identity' (pass-through, to test the pipeline)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Face crops per network batch."),
-    start: Optional[str] = typer.Option(None, "--start", help="Edit from this time (seconds, mm:ss or hh:mm:ss)."),
-    end: Optional[str] = typer.Option(None, "--end", help="Edit up to this time (seconds, mm:ss or hh:mm:ss)."),
+    start: str | None = typer.Option(None, "--start", help="Edit from this time (seconds, mm:ss or hh:mm:ss)."),
+    end: str | None = typer.Option(None, "--end", help="Edit up to this time (seconds, mm:ss or hh:mm:ss)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Video quality (H.264/VP9 CRF, lower is better)."),
     lossless: bool = typer.Option(False, "--lossless", help="Exact RGB H.264 (qp 0): large files, for checking."),
     color_match: bool = typer.Option(False, "--color-match", help="Match the edited face's colours to the frame."),
@@ -50,10 +49,9 @@ def edit(
     Audio, frame rate, timestamps and rotation of each video are kept; frames without a face pass through unchanged. Outputs are written to a temporary file and renamed when complete.
     """
     from ..media.encode import EncodeSettings
-    from ..pipeline.edit import EditOptions
-    from ..pipeline.models import Target
     from ..pipeline.batch import plan_outputs, run_edits
-    from ..pipeline.models import load_model
+    from ..pipeline.edit import EditOptions
+    from ..pipeline.models import Target, load_model
     from ..pipeline.reference import make_target
 
     if (ref is None) == (emotion is None):
@@ -90,7 +88,7 @@ def _report_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def parse_time(text: Optional[str], flag: str) -> Optional[float]:
+def parse_time(text: str | None, flag: str) -> float | None:
     """Seconds from '12.5', '1:02.5' or '0:01:02.5'."""
     if text is None:
         return None

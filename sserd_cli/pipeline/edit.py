@@ -31,7 +31,7 @@ from ..media.image import read_image, write_image
 from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from .faces import FaceFollower, FaceSettings, crop_and_paste
 from .models import EditModel
-from .stages import END, Pipe, Run, feed
+from .stages import END, Pipe, Run, Stopped, feed
 
 Observer = Callable[[int, "np.ndarray | None"], None]
 
@@ -183,8 +183,6 @@ def _say(note, report: EditReport, message: str) -> None:
 
 def _drain(run: Run, pipe: Pipe) -> Iterator[FrameItem]:
     """Items of the last pipe, in order; the first stage failure is re-raised here."""
-    from .stages import Stopped
-
     try:
         yield from pipe
     except Stopped:

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..faces.align import estimate_alignment, warp_to_crop
-from ..faces.detect import DlibDetector, Face, five_points_from_dlib5, landmark_model_path
+from ..faces.detect import (
+    DlibDetector,
+    Face,
+    five_points_from_dlib5,
+    landmark_model_path,
+)
 from ..faces.mask import face_mask
 from ..faces.paste import paste_back
 from ..faces.track import FaceTracker, TrackerConfig, box_iou
