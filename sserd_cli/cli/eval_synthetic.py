@@ -12,11 +12,11 @@ import typer
 from ..errors import SserdError
 from .console import err_console, out_console
 
-COLUMNS = (("emotion_accuracy", "emo acc", "{:.3f}"), ("target_probability", "p(target)", "{:.3f}"),
-           ("expression_mae", "expr MAE", "{:.3f}"), ("mouth_open_mae", "mouth MAE", "{:.3f}"),
-           ("lip_round_mae", "round MAE", "{:.3f}"), ("identity_mae", "id MAE", "{:.3f}"),
-           ("identity_cosine", "id cos", "{:.3f}"), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"),
-           ("frechet", "Fréchet", "{:.3f}"))
+COLUMNS = (("emotion_accuracy", "emotion accuracy ↑", "{:.3f}"), ("target_probability", "p(target) ↑", "{:.3f}"),
+           ("expression_mae", "expression MAE ↓", "{:.3f}"), ("mouth_open_mae", "mouth-open MAE vs source ↓", "{:.3f}"),
+           ("lip_round_mae", "lip-round MAE vs source ↓", "{:.3f}"), ("identity_mae", "identity MAE ↓", "{:.3f}"),
+           ("identity_cosine", "identity cosine ↑", "{:.3f}"), ("psnr", "PSNR dB ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"),
+           ("frechet", "Fréchet (oracle) ↓", "{:.3f}"))
 
 
 def _fmt(fmt: str, value) -> str:
@@ -77,14 +77,16 @@ def synthetic(
         return
     from rich.table import Table
 
+    # one column per method, one row per metric: fits a terminal for the usual handful of methods
     table = Table(title=f"synthetic evaluation: {source.name} -> {scores[0].emotion}", title_justify="left")
-    table.add_column("method")
-    table.add_column("frames", justify="right")
-    for _, head, _ in COLUMNS:
-        table.add_column(head, justify="right")
+    table.add_column("metric")
     for s in scores:
-        d = s.to_dict()
-        table.add_row(s.label, str(s.frames), *[_fmt(fmt, d[key]) for key, _, fmt in COLUMNS])
+        table.add_column(s.label, justify="right", overflow="fold")
+    table.add_row("frames", *[str(s.frames) for s in scores])
+    rows = [s.to_dict() for s in scores]
+    for key, head, fmt in COLUMNS:
+        table.add_row(head, *[_fmt(fmt, d[key]) for d in rows])
     out_console.print(table)
-    err_console.print("emo acc / p(target): oracle reads the target emotion (higher is better); mouth MAE: speech "
-                      "kept vs the source (lower is better); PSNR/SSIM/Fréchet: vs the true answer.", highlight=False)
+    err_console.print("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech "
+                      "(was it kept?); identity, PSNR, SSIM, Fréchet: vs the true answer (aligned face crops).",
+                      highlight=False)

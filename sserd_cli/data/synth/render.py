@@ -30,6 +30,9 @@ import numpy as np
 
 from .params import Expression, FaceState, Identity, Pose, Speech
 
+# Bumped whenever the pixels for the same parameters change: true answers are only exact when the
+# clip and its answer come from the same renderer version.
+RENDERER_VERSION = 1
 SHIFT = 4  # fixed-point bits for sub-pixel polygon vertices
 ONE = 1 << SHIFT
 # canonical extent in face units: x in [-X_EXT, X_EXT], y in [Y_TOP, Y_BOT]

@@ -25,7 +25,7 @@ from ...emotions import EMOTIONS, emotion_index
 from .audio import SpeechConfig, SpeechTrack, Syllable, mouth_track, speech_track
 from .params import (Expression, FaceState, Identity, Light, Pose, Speech, emotion_expression, field_names,
                      from_vector, to_dict, to_vector)
-from .render import Rendered, render
+from .render import RENDERER_VERSION, Rendered, render
 
 TRUTH_VERSION = 1
 
@@ -193,7 +193,7 @@ def save_truth(video_path: Path, plan: ClipPlan, frames: list[Rendered]) -> tupl
     """Write the ground truth of a rendered clip beside ``video_path``."""
     json_path, npz_path = truth_paths(video_path)
     meta = {
-        "format": "sserd-synth-truth", "version": TRUTH_VERSION,
+        "format": "sserd-synth-truth", "version": TRUTH_VERSION, "renderer_version": RENDERER_VERSION,
         "video": Path(video_path).name,
         "spec": asdict(plan.spec),
         "identity": to_dict(plan.identity),
@@ -241,6 +241,12 @@ class ClipTruth:
 
     def plan(self) -> ClipPlan:
         """The clip's plan rebuilt from the stored parameters (not from the seeds)."""
+        from ...errors import SserdError
+
+        if self.meta.get("renderer_version") != RENDERER_VERSION:
+            raise SserdError(f"this clip was rendered by synthetic renderer version {self.meta.get('renderer_version')}, "
+                             f"this sserd has version {RENDERER_VERSION}: its true answers would not be exact, "
+                             "re-render the clips with 'sserd synth videos'")
         spec = self.spec
         identity = Identity(**self.meta["identity"])
         a = self.arrays
