@@ -161,7 +161,7 @@ class SSERDCoach(Coach):
     def samples(self):
         batch = self._load(self.sample_items)
         out1, out2, _, _ = self._forward(batch)
-        # columns: source, r1, output(r1), r2, output(r2), target (black for real sources)
+        # columns: source, r1, output(r1), r2, output(r2), target (flat grey for real sources: none)
         rows = torch.stack([batch["source"], batch["r1"], out1, batch["r2"], out2, batch["target"]], dim=1)
         return rows.reshape(-1, *rows.shape[2:]), 6
 
