@@ -38,4 +38,9 @@ def base_card(name: str, generator: torch.nn.Module, stage: str, config: Any, ru
     for key in ("encoder", "celcl"):
         if key in parent:
             card[key] = parent[key]
+    # How training crops were framed: the aligned crop resized to resize_to, then centre-cropped to
+    # centre_crop (paper: 320 -> 256). Editing must frame faces the same way before E.
+    size = int(generator.size)
+    load = getattr(config, "load_size", 0) or int(round(size * 320 / 256))
+    card["framing"] = parent.get("framing") or {"resize_to": int(load), "centre_crop": size}
     return card
