@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,14 +84,10 @@ def _run_one(job: Job, model, options, overwrite, progress, note) -> EditReport:
     if progress is not None:
         total = None if is_image_path(job.source) else _frame_estimate(job.source, options)
         task = progress.add_task(job.source.name, total=total, rate="")
-        state = {"done": 0, "t0": None}
+        state = {"done": 0, "t0": time.perf_counter()}
 
         def advance(n: int) -> None:
-            import time
-
             now = time.perf_counter()
-            if state["t0"] is None:
-                state["t0"] = now
             state["done"] += n
             elapsed = now - state["t0"]
             rate = f"{state['done'] / elapsed:.1f} fps" if elapsed > 0 else ""
