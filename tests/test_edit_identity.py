@@ -99,3 +99,22 @@ def test_cli_default_encode_keeps_frames_pts_audio_rotation(clips, tmp_path, nam
     assert b[0].shape == a[0].shape  # upright size equal: the rotation metadata was kept
     psnr = [10 * np.log10(255.0**2 / np.mean((x.astype(np.float64) - y) ** 2)) for x, y in zip(a, b)]
     assert min(psnr) > 35.0  # whole frame, through the lossy default encoder (crf 18)
+
+
+def test_frames_without_a_face_pass_through_exactly(tmp_path):
+    """A clip whose face leaves the picture half-way: those frames are reported as passed through and come
+    out exactly as decoded; the face frames are edited."""
+    make = clip_maker()
+
+    def half_face(i, fps, w, h):
+        frame = make.astronaut_frame(i, fps, w, h)
+        return frame if i < 12 else np.full_like(frame, 90)
+
+    src = make.write_clip(tmp_path / "half.mp4", seconds=1.0, size=(320, 240), fps=25, frame_fn=half_face)
+    out = tmp_path / "out.mp4"
+    report = edit_path(src, out, identity(), EditOptions(encode=EncodeSettings(lossless=True)))
+    assert report.frames == 25 and report.edited == 12 and report.passed == 13
+    a, pts_a = decoded(src)
+    b, pts_b = decoded(out)
+    assert pts_a == pts_b
+    assert all(np.array_equal(x, y) for x, y in zip(a[12:], b[12:]))
