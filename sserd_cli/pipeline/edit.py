@@ -131,9 +131,9 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
     report = EditReport(info.path, output)
     trimmed = options.start is not None or options.end is not None
     with atomic_output(output) as temp:
-        writer = VideoWriter(temp, info, options.encode, start=options.start, note=lambda s: _say(note, report, s))
-        run = Run()
+        run, writer = Run(), None
         try:
+            writer = VideoWriter(temp, info, options.encode, start=options.start, note=lambda s: _say(note, report, s))
             decoded = Pipe(run, options.pipe_frames)
             located = Pipe(run, options.pipe_frames)
             done = Pipe(run, options.pipe_frames)
@@ -155,7 +155,8 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             writer.close(options.end)
         except BaseException:
             run.close()
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             raise
         run.close()
         if report.frames == 0:

@@ -44,14 +44,15 @@ class Run:
                 self.fail(exc)
 
         thread = threading.Thread(target=body, name=f"sserd-{name}", daemon=True)
-        self.threads.append(thread)
+        self.threads.append(thread)  # listed first: a Ctrl-C inside start() must still find it in close()
         thread.start()
 
     def close(self) -> None:
         """Stop every stage and wait for them (they poll the stop flag at least every 0.1 s)."""
         self.stop.set()
         for thread in self.threads:
-            thread.join()
+            if thread.ident is not None:  # a Ctrl-C may land between creating a thread and starting it
+                thread.join()
 
     def raise_error(self) -> None:
         if self.error is not None:
