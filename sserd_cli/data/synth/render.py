@@ -32,7 +32,7 @@ from .params import Expression, FaceState, Identity, Pose, Speech
 
 # Bumped whenever the pixels for the same parameters change: true answers are only exact when the
 # clip and its answer come from the same renderer version.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 SHIFT = 4  # fixed-point bits for sub-pixel polygon vertices
 ONE = 1 << SHIFT
 # canonical extent in face units: x in [-X_EXT, X_EXT], y in [Y_TOP, Y_BOT]
@@ -265,14 +265,16 @@ def _paint_canonical(state: FaceState, k: float, g: _Geometry, window) -> _Paint
         ys = np.linspace(g.top - vol, back_end, 48)
         ra, rb = g.a + vol, g.b + vol
         top_part = ra * np.sqrt(np.clip(1 - ((ys - g.yc) / rb) ** 2, 0, 1))
-        outer = np.where(ys < g.yc, top_part, ra + 0.04 * (ys - g.yc))
+        outer = np.where(ys < g.yc, top_part, ra - 0.06 * (ys - g.yc))  # hangs down, a little inwards
         # rounded, slightly irregular ends
         end_f = np.clip((ys - (back_end - 0.25)) / 0.25, 0, 1)
         outer = outer * np.sqrt(np.clip(1 - end_f**2, 0, 1)) ** 0.5
         back = np.concatenate([np.stack([outer, ys], 1), np.stack([-outer[::-1], ys[::-1]], 1)])
-        roi, m = P.paint([back], hair * 0.7, alpha=True)
-        if roi is not None:
-            P.depth[roi] = np.where(m > 0, -0.15, P.depth[roi])
+        roi, m = P.paint([back], hair * 0.8, alpha=True)
+        if roi is not None:  # a rounded mass behind the head, so it shades like one
+            X, _ = P.coords(roi)
+            z = 0.35 * np.sqrt(np.clip(1 - (X / ra) ** 2, 0, 1)) - 0.2
+            P.depth[roi] = np.where(m > 0, z, P.depth[roi])
     # --- neck, shoulders, shirt
     neck_w = 0.40 + 0.08 * ident.jaw_width
     neck = np.array([[-neck_w, g.mouth_y], [neck_w, g.mouth_y], [neck_w * 1.05, g.chin + 0.6],
@@ -515,12 +517,12 @@ def _paint_hair_front(P, g, ident, hair):
     part = -0.25 if fringe < 0.5 else 0.2  # side of the parting
     hairline_y = g.eye_y - 0.62 + 0.30 * max(fringe - 0.6, 0) / 0.4
     temple_y = g.eye_y - 0.15
-    long_hair = ident.hair_style > 0.55
+    long_hair = ident.hair_style > 0.25  # same threshold as the hair behind the head: no seam between them
     end_y = min(g.eye_y + 0.1 + 2.1 * (ident.hair_style - 0.25), g.chin + 0.35) if long_hair else temple_y + 0.12
     # outer contour, right side, from the crown down to the end
     ys = np.linspace(g.top, end_y, 50)
     ra, rb = g.a + vol, g.b + vol
-    x_out = np.where(ys < g.yc, ra * np.sqrt(np.clip(1 - ((ys - g.yc) / rb) ** 2, 0, 1)), ra + 0.03 * (ys - g.yc))
+    x_out = np.where(ys < g.yc, ra * np.sqrt(np.clip(1 - ((ys - g.yc) / rb) ** 2, 0, 1)), ra - 0.06 * (ys - g.yc))
     x_out[0] = 0.0
     y_out = ys - vol * (ys <= g.top + 1e-6)
     # inner edge, right side, from the end up to the temple (along the face edge; over the ears)
