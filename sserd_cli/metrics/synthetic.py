@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..data.synth.params import emotion_expression, to_vector
+from ..data.synth.params import Identity, emotion_expression, to_vector
 from ..data.synth.truth import align_crop, read_video_frames, render_true_answer
 from ..data.synth.video import ClipTruth, load_truth
 from ..emotions import EMOTIONS, emotion_index
@@ -154,7 +154,7 @@ class SyntheticEvaluator:
         intensity = spec.intensity if case.intensity is None else case.intensity
         target_expr = to_vector(emotion_expression(emotion, intensity))
         source_speech = truth.arrays["speech"]
-        identity = np.array(list(truth.meta["identity"].values()), np.float32)
+        identity = to_vector(Identity(**truth.meta["identity"]))  # field order, not the JSON's key order
         psnr, ssim = psnr_ssim(crops, answer_crops)
         frechet = frechet_distance(reading.features, answer.features) if len(crops) >= 2 else math.nan
         return SyntheticScores(
