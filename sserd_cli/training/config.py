@@ -71,6 +71,7 @@ class StyleGANConfig(RunConfig):
     path_batch_shrink: int = 2
     mixing: float = 0.9
     ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far (StyleGAN2-ADA); 0 = off
     n_samples: int = 16
 
 

@@ -2,7 +2,8 @@
 
 Per iteration: one D step (logistic loss, lazy R1), one G step (non-saturating loss), every
 ``g_reg_every`` steps a path-length step, then the EMA generator follows G with a half-life
-of ``ema_kimg`` thousand images. Latents use style mixing with probability ``mixing``.
+of ``ema_kimg`` thousand images (ramped up over the first images as in StyleGAN2-ADA). Latents use style
+mixing with probability ``mixing``.
 The exported bundle holds the EMA generator (what users render with) and D (for the
 adversarial terms of the later stages).
 """
@@ -47,10 +48,19 @@ class StyleGANCoach(Coach):
         self.g_optim = torch.optim.Adam(self.G.parameters(), lr=c.lr * g_ratio, betas=(0.0, 0.99 ** g_ratio))
         self.critic = Critic(self.D, c.lr, (0.0, 0.99), c.r1_gamma, c.d_reg_every, ctx)
         self.path_length = PathLengthPenalty(decay=0.01).to(self.device)
-        self.ema_decay = 0.5 ** (c.batch_size * ctx.world_size / max(c.ema_kimg * 1000, 1e-8))
         fixed = torch.Generator().manual_seed(c.seed)
         self.sample_z = torch.randn(c.n_samples, c.style_dim, generator=fixed).to(self.device)
         self.run_info["data"] = {"frames": len(self.data), "speakers": len(self.data.speakers)}
+
+    def ema_decay(self, iteration: int) -> float:
+        """EMA decay with a half-life of ema_kimg thousand images, ramped up over the first images
+        (StyleGAN2-ADA's rampup): a short run's EMA generator must not stay at its initial weights."""
+        c = self.config
+        per_step = c.batch_size * self.ctx.world_size
+        half_life = c.ema_kimg * 1000
+        if c.ema_rampup > 0:
+            half_life = min(half_life, (iteration + 1) * per_step * c.ema_rampup)
+        return 0.5 ** (per_step / max(half_life, 1e-8))
 
     def modules(self):
         return {"generator": self.G, "discriminator": self.D, "g_ema": self.g_ema, "path_length": self.path_length}
@@ -99,7 +109,7 @@ class StyleGANCoach(Coach):
             self.g_optim.step()
             losses["path_length"] = mean_len.detach().item()
 
-        accumulate(self.g_ema, self.G, self.ema_decay)
+        accumulate(self.g_ema, self.G, self.ema_decay(iteration))
         return losses
 
     @torch.no_grad()
