@@ -118,3 +118,16 @@ def test_hybrid_sampler_picks_valid_references(tmp_path):
     one_speaker = make_dataset(tmp_path / "spk", speakers=1)
     with pytest.raises(SserdError, match="r2"):
         HybridSampler(FrameSet(one_speaker, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)
+
+
+def test_ema_half_life_ramps_up_then_stays_at_ema_kimg():
+    from types import SimpleNamespace
+
+    from sserd_cli.training.config import StyleGANConfig
+    from sserd_cli.training.distributed import DistContext
+    from sserd_cli.training.stylegan import StyleGANCoach
+
+    coach = SimpleNamespace(config=StyleGANConfig(batch_size=16), ctx=DistContext())
+    early, late = StyleGANCoach.ema_decay(coach, 0), StyleGANCoach.ema_decay(coach, 1_000_000)
+    assert early < 1e-6  # the first steps copy G: half-life 0.05 x 16 images seen
+    assert late == pytest.approx(0.5 ** (16 / 10_000))  # then the 10k-image half-life of StyleGAN2
