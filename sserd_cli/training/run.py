@@ -279,6 +279,9 @@ def fit(coach: Coach, run: RunDir, on_progress: Optional[ProgressFn] = None, res
         raise SserdError(f"run {run.path} already reached iteration {coach.iteration}: raise --iterations to continue")
     step_times: list[float] = []
     losses: dict = {}
+    window: dict[str, list[float]] = {}  # losses since the last log line: the log shows their mean
+    window_steps = 0
+    logged: dict = {}
     tick = time.perf_counter()
     for it in range(coach.iteration, total):
         losses = coach.step(it)
@@ -287,11 +290,15 @@ def fit(coach: Coach, run: RunDir, on_progress: Optional[ProgressFn] = None, res
         step_times.append(now - tick)
         tick = now
         done = coach.iteration
+        for key, value in losses.items():
+            window.setdefault(key, []).append(float(value))
+        window_steps += 1
         if done % config.log_every == 0 or done == total:
-            losses = ddp.mean_scalars(losses, ctx)
-            run.log_losses(done, losses, step_times[-1])
+            logged = ddp.mean_scalars({k: float(np.mean(v)) for k, v in sorted(window.items())}, ctx)
+            run.log_losses(done, logged, float(np.mean(step_times[-window_steps:])))
+            window, window_steps = {}, 0
         if on_progress is not None and ctx.is_main:
-            on_progress(done, total, losses)
+            on_progress(done, total, logged or losses)
         if done % config.sample_every == 0 or done == total:
             if ctx.is_main:
                 images, ncol = coach.samples()
@@ -308,7 +315,7 @@ def fit(coach: Coach, run: RunDir, on_progress: Optional[ProgressFn] = None, res
     timed = step_times[1:] or step_times
     summary = {"stage": coach.stage, "iterations": coach.iteration, "world_size": ctx.world_size,
                "device": str(coach.device), "sec_per_step": float(np.mean(timed)) if timed else 0.0,
-               "rank_checksums": checksums, "final_losses": {k: float(v) for k, v in losses.items()},
+               "rank_checksums": checksums, "final_losses": logged,  # mean over the last --log-every steps
                **coach.run_info}
     if ctx.is_main:
         bundle_path = run.path / BUNDLE_DIR
