@@ -44,6 +44,8 @@ def test_video_dataset_writes_clips_truth_and_crops(tmp_path):
     cfg = VideoSetConfig(speakers=1, clips_per_emotion=1, duration=0.2, fps=20, width=128, height=96, crop_size=48,
                          stride=2, seed=1)
     make_video_dataset(tmp_path / "v", cfg, workers=2)
+    make_video_dataset(tmp_path / "v1", cfg, workers=1)
+    assert _files(tmp_path / "v") == _files(tmp_path / "v1")  # videos, truth and crops: same bytes
     rows = read_index(tmp_path / "v")
     assert len(rows) == 7 * 2  # 4 frames per clip, every 2nd kept
     assert {r.emotion for r in rows} == set(EMOTIONS)
