@@ -88,3 +88,20 @@ def test_true_answer_equals_a_fresh_render_with_the_target_emotion(clip):
     assert all(a.speech == b.speech and a.pose == b.pose and a.light == b.light and a.identity == b.identity
                for a, b in zip(src.states, tgt.states))
     assert all(a.expression == Expression() and b.expression != Expression() for a, b in zip(src.states, tgt.states))
+
+
+def _audio_packets(path):
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(audio=0) if p.size]
+
+
+def test_truth_command_writes_the_answer_with_the_source_audio(clip, tmp_path):
+    from sserd_cli.cli import run
+
+    out = tmp_path / "happy.mp4"
+    assert run(["synth", "truth", str(clip / "a.mp4"), "-e", "happy", "-o", str(out)]) == 0
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == SPEC.n_frames
+    assert _audio_packets(out) == _audio_packets(clip / "a.mp4")
+    assert run(["synth", "truth", str(clip / "a.mp4"), "-e", "happy", "-o", str(out)]) == 2  # no silent overwrite
+    assert run(["synth", "truth", str(clip / "a.mp4"), "-e", "happy", "-o", str(clip / "a.mp4"), "--overwrite"]) == 2
