@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sserd_cli.cli import run
-from sserd_cli.data.synth.dataset import random_face, render_crop
+from sserd_cli.data.synth.dataset import crop_frame_size, random_face, render_crop
 from sserd_cli.data.synth.truth import read_video_frames, render_true_answer
 from sserd_cli.data.synth.video import ClipSpec, make_background, write_clip
 from sserd_cli.emotions import EMOTIONS
@@ -46,7 +46,7 @@ def test_oracle_reads_fresh_renders_far_above_chance(oracle):
         rng = np.random.default_rng([999, i])
         emotion = EMOTIONS[i % 7]
         _, _, state = random_face(rng, 999, 50, emotion, 1.0)
-        crop, _ = render_crop(state, 128, make_background(128, 128, rng))
+        crop, _ = render_crop(state, 128, make_background(crop_frame_size(128), crop_frame_size(128), rng))
         crops.append(crop)
         emotions.append(i % 7)
         mouths.append(state.speech.mouth_open)

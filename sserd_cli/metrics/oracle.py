@@ -29,6 +29,7 @@ from torch import nn
 from ..emotions import EMOTIONS
 from ..errors import SserdError
 from ..data.synth.params import Expression, Identity, Speech, field_names, to_vector
+from ..data.synth.render import RENDERER_VERSION
 
 WEIGHTS_FILE = "oracle.safetensors"
 CARD_FILE = "oracle.json"
@@ -176,7 +177,7 @@ class OracleTrainConfig:
 
 
 def _render_chunk(args):
-    from ..data.synth.dataset import random_face, render_crop, split_of
+    from ..data.synth.dataset import crop_frame_size, random_face, render_crop, split_of
     from ..data.synth.video import make_background
     import cv2
 
@@ -187,7 +188,8 @@ def _render_chunk(args):
         rng = np.random.default_rng([seed, i, 3])
         emotion = EMOTIONS[i % len(EMOTIONS)]
         speaker, intensity, state = random_face(rng, seed, speakers, emotion, min_intensity, choices)
-        crop, _ = render_crop(state, render_size, make_background(render_size, render_size, rng))
+        frame = crop_frame_size(render_size)
+        crop, _ = render_crop(state, render_size, make_background(frame, frame, rng))
         xs.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
         labels.append((EMOTIONS.index(emotion), to_vector(state.expression), to_vector(state.speech),
                        to_vector(state.identity), speaker))
@@ -350,6 +352,7 @@ def save_oracle(out: Path, net: OracleNet, tcfg: OracleTrainConfig, metrics: dic
 
     card = {
         "format": CARD_FORMAT, "version": 1,
+        "renderer_version": RENDERER_VERSION,
         "config": asdict(tcfg.config),
         "inputs": "aligned RGB face crop (FFHQ-like 5-point alignment, sserd_cli.faces.align), any size",
         "outputs": {"emotion": list(EMOTIONS), "expression": list(field_names(Expression)),

@@ -86,9 +86,17 @@ def random_face(rng: np.random.Generator, seed: int, speakers: int, emotion: str
     return speaker, intensity, state
 
 
+CROP_MARGIN = 0.15  # picture rendered around the crop window so alignment never mirrors the border
+
+
+def crop_frame_size(size: int) -> int:
+    """Side of the portrait rendered for a ``size`` crop (background images must have it)."""
+    return size + 2 * int(round(size * CROP_MARGIN))
+
+
 def render_crop(state: FaceState, size: int, background: np.ndarray | None = None, supersample: int = 2):
     """(aligned crop [size, size, 3] uint8, rendered portrait) of a face state."""
-    r = render_portrait(state, size, background=background, supersample=supersample)
+    r = render_portrait(state, size, background=background, supersample=supersample, margin=CROP_MARGIN)
     return align_crop(r.image, r.align_landmarks, size), r
 
 
@@ -100,7 +108,8 @@ def _image_task(args) -> list[dict]:
         rng = np.random.default_rng([cfg.seed, i, 7])
         emotion = EMOTIONS[i % len(EMOTIONS)]
         speaker, intensity, state = random_face(rng, cfg.seed, cfg.speakers, emotion, cfg.min_intensity)
-        background = make_background(cfg.size, cfg.size, rng)
+        frame = crop_frame_size(cfg.size)
+        background = make_background(frame, frame, rng)
         crop, _ = render_crop(state, cfg.size, background)
         rel = f"images/{i // 1000:04d}/{i:07d}.png"
         path = Path(tmp_root) / rel

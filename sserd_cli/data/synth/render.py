@@ -32,7 +32,7 @@ from .params import Expression, FaceState, Identity, Pose, Speech
 
 # Bumped whenever the pixels for the same parameters change: true answers are only exact when the
 # clip and its answer come from the same renderer version.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3  # 3: hair crown sampled by angle
 SHIFT = 4  # fixed-point bits for sub-pixel polygon vertices
 ONE = 1 << SHIFT
 # canonical extent in face units: x in [-X_EXT, X_EXT], y in [Y_TOP, Y_BOT]
@@ -520,11 +520,13 @@ def _paint_hair_front(P, g, ident, hair):
     long_hair = ident.hair_style > 0.25  # same threshold as the hair behind the head: no seam between them
     end_y = min(g.eye_y + 0.1 + 2.1 * (ident.hair_style - 0.25), g.chin + 0.35) if long_hair else temple_y + 0.12
     # outer contour, right side, from the crown down to the end
-    ys = np.linspace(g.top, end_y, 50)
     ra, rb = g.a + vol, g.b + vol
-    x_out = np.where(ys < g.yc, ra * np.sqrt(np.clip(1 - ((ys - g.yc) / rb) ** 2, 0, 1)), ra - 0.06 * (ys - g.yc))
-    x_out[0] = 0.0
-    y_out = ys - vol * (ys <= g.top + 1e-6)
+    theta = np.linspace(0, np.pi / 2, 36)  # the crown, sampled by angle so the top stays round
+    ys_low = np.linspace(g.yc, end_y, 16)[1:] if end_y > g.yc else np.zeros(0)
+    x_out = np.concatenate([ra * np.sin(theta), ra - 0.06 * (ys_low - g.yc)])
+    y_out = np.concatenate([g.yc - rb * np.cos(theta), ys_low])
+    keep = y_out <= end_y
+    x_out, y_out = x_out[keep], y_out[keep]
     # inner edge, right side, from the end up to the temple (along the face edge; over the ears)
     yi = np.linspace(end_y, temple_y, 24)
     x_in = np.maximum(g.half_width(np.minimum(yi, g.chin - 0.25)) - (0.08 if long_hair else 0.02), 0.45)
@@ -710,16 +712,21 @@ def render(state: FaceState, frame_size: tuple[int, int], center: tuple[float, f
 
 
 def render_portrait(state: FaceState, size: int, background: np.ndarray | None = None,
-                    supersample: int = 2) -> Rendered:
-    """A square portrait of ``size`` pixels framed like the aligned crop of ``sserd_cli.faces.align``: the
-    frontal 5 points are fitted to the crop template, so aligning the portrait is a near-identity warp
-    that keeps it sharp."""
+                    supersample: int = 2, margin: float = 0.0) -> Rendered:
+    """A portrait framed like the aligned crop of ``sserd_cli.faces.align``: the frontal 5 points are
+    fitted to the crop template, so aligning it is a near-identity warp that keeps it sharp.
+
+    ``margin`` (fraction of ``size``) adds real picture around the crop window on every side, so that
+    aligning a turned or rolled head never has to invent pixels at the border; the frame is then
+    ``round(size * (1 + 2 * margin))`` square and ``background`` must have that size.
+    """
     from ...faces.align import canonical_landmarks, umeyama_similarity
 
+    pad = int(round(size * margin))
     g = _Geometry(state.identity, Expression(), Speech(), Pose())
     pts = np.array([[-g.eye_x, 0.0], [g.eye_x, 0.0], [0.0, g.nose_tip - g.eye_y],
                     [-g.mouth_w0, g.mouth_y - g.eye_y], [g.mouth_w0, g.mouth_y - g.eye_y]])
-    m = umeyama_similarity(pts, canonical_landmarks(size))  # unit face coordinates -> crop pixels
+    m = umeyama_similarity(pts, canonical_landmarks(size) + pad)  # unit face coordinates -> frame pixels
     unit = float(np.hypot(m[0, 0], m[1, 0]))
-    return render(state, (size, size), center=(float(m[0, 2]), float(m[1, 2])), unit_px=unit,
+    return render(state, (size + 2 * pad, size + 2 * pad), center=(float(m[0, 2]), float(m[1, 2])), unit_px=unit,
                   background=background, supersample=supersample)

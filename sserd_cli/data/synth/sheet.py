@@ -7,8 +7,7 @@ import numpy as np
 
 from ...emotions import EMOTIONS
 from .params import FaceState, Identity, Light, Pose, Speech, emotion_expression
-from .render import render_portrait
-from .truth import align_crop
+from .dataset import render_crop
 
 
 def contact_sheet(size: int = 128, identities: int = 4, openings=(0.0, 0.45, 0.9), seed: int = 0) -> np.ndarray:
@@ -23,8 +22,8 @@ def contact_sheet(size: int = 128, identities: int = 4, openings=(0.0, 0.45, 0.9
             tiles = []
             for emotion in EMOTIONS:
                 state = FaceState(identity, emotion_expression(emotion, 1.0), Speech(mouth, 0.0), Pose(), light)
-                r = render_portrait(state, size)  # plain backdrop: the sheet is about the faces
-                tiles.append(align_crop(r.image, r.align_landmarks, size))
+                crop, _ = render_crop(state, size)  # plain backdrop: the sheet is about the faces
+                tiles.append(crop)
             rows.append(np.concatenate(tiles, 1))
     sheet = np.concatenate(rows, 0)
     top = np.full((header, sheet.shape[1], 3), 255, np.uint8)
