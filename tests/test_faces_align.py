@@ -116,3 +116,24 @@ def test_paste_back_at_and_beyond_the_frame_edge(shift):
     warped = cv2.warpAffine(face_mask(128), m, (640, 360), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     assert np.array_equal(out[warped == 0], frame[warped == 0])
     assert (out[warped >= 0.999] == 7).all()
+
+
+def test_zoom_framing_matches_align_large_then_centre_crop():
+    """The paper's framing (align at 320, centre-crop 256) is zoom 1.25 of the 256 crop, both ways."""
+    from sserd_cli.faces.align import zoom_alignment
+
+    rng = np.random.default_rng(3)
+    landmarks = canonical_landmarks(200) * 1.3 + rng.normal(0, 2, (5, 2)) + 40
+    big = estimate_alignment(landmarks, 320)
+    big[:, 2] -= (320 - 256) / 2  # centre crop 256 of the 320 alignment
+    zoomed = estimate_alignment(landmarks, 256, zoom=1.25)
+    np.testing.assert_allclose(zoomed, big, atol=1e-4)  # float32 template
+    np.testing.assert_allclose(zoom_alignment(estimate_alignment(landmarks, 256), 256, 1.25), big, atol=1e-4)
+
+
+def test_mask_grows_with_zoom():
+    from sserd_cli.faces.mask import face_mask
+
+    plain, tight = face_mask(128), face_mask(128, zoom=1.25)
+    assert tight.sum() > plain.sum() * 1.2
+    assert tight[0].max() == 0 and tight[:, -1].max() == 0

@@ -65,7 +65,7 @@ def edit(
         raise SserdError(f"--strength must be 0 or more, got {strength}")
     jobs = plan_outputs(sources, output)
     edit_model = load_model(model, device, strength, warn=warn)
-    target = make_target(ref, emotion, edit_model.resolution)
+    target = make_target(ref, emotion, edit_model.resolution, edit_model.zoom)
     edit_model.set_target(target)
     options = EditOptions(batch_size=batch_size, start=t0, end=t1, color_match=color_match,
                           encode=EncodeSettings(crf=crf, lossless=lossless))

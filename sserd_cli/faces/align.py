@@ -12,6 +12,10 @@ made here have the framing a StyleGAN2 trained on FFHQ expects, at any size.
 
 Transforms are 2x3 float64 matrices mapping frame pixels to crop pixels, with
 pixel centres at integer coordinates (OpenCV's convention).
+
+``zoom`` tightens the framing about the crop centre: the paper's preprocessing
+(align at 320, centre-crop 256) is ``zoom = 320 / 256 = 1.25``. A model must be
+fed crops with the framing it was trained on, so bundles record their zoom.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ CANONICAL_5 = np.array(
 )
 
 
-def canonical_landmarks(size: int) -> np.ndarray:
+def canonical_landmarks(size: int, zoom: float = 1.0) -> np.ndarray:
     """Where the 5 points land in an aligned crop of ``size`` x ``size`` pixels, float32 [5, 2]."""
     if size < 8:
         raise ValueError(f"crop size must be at least 8 pixels, got {size}")
+    if zoom <= 0:
+        raise ValueError(f"zoom must be positive, got {zoom}")
     # crop pixel i covers [i - 0.5, i + 0.5]: the unit square maps to [-0.5, size - 0.5]
-    return (CANONICAL_5 * size - 0.5).astype(np.float32)
+    return (((CANONICAL_5 - 0.5) * zoom + 0.5) * size - 0.5).astype(np.float32)
 
 
 def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -67,12 +73,25 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def estimate_alignment(landmarks: np.ndarray, size: int) -> np.ndarray:
+def estimate_alignment(landmarks: np.ndarray, size: int, zoom: float = 1.0) -> np.ndarray:
     """Similarity transform [2, 3] (frame -> crop) putting ``landmarks`` [5, 2] on the template."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (5, 2):
         raise ValueError(f"need 5 landmarks of shape [5, 2], got {landmarks.shape}")
-    return umeyama_similarity(landmarks, canonical_landmarks(size))
+    return umeyama_similarity(landmarks, canonical_landmarks(size, zoom))
+
+
+def zoom_alignment(m: np.ndarray, size: int, zoom: float) -> np.ndarray:
+    """``m`` (made for zoom 1) followed by a scaling by ``zoom`` about the crop centre.
+
+    Equal to :func:`estimate_alignment` with ``zoom``; used after the tracker, which
+    smooths the zoom-1 transform.
+    """
+    if zoom == 1.0:
+        return np.asarray(m, dtype=np.float64)
+    centre = (size - 1) / 2.0
+    scale = np.array([[zoom, 0.0, centre * (1 - zoom)], [0.0, zoom, centre * (1 - zoom)], [0.0, 0.0, 1.0]])
+    return (scale @ np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]]))[:2]
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ It spans 2.4 e across (cheek to cheek: the bizygomatic width of an adult is abou
 0.75 e below the mouth (the chin).  The hard ellipse is feathered with a Gaussian
 (sigma = 3.5 % of the crop side) and then forced to exactly 0 within a margin of the
 crop border, so the warped mask fades to nothing before the crop's edge and
-paste-back leaves no seam.
+paste-back leaves no seam. With a tighter framing (``zoom`` > 1, see
+:mod:`.align`) the ellipse grows with the face and is clipped by the border margin.
 """
 
 from __future__ import annotations
@@ -32,26 +33,28 @@ FEATHER_SIGMA = 0.035                    # of the crop side
 BORDER_MARGIN = 0.02                     # of the crop side, forced to 0
 
 
-def face_mask(size: int) -> np.ndarray:
+def face_mask(size: int, zoom: float = 1.0) -> np.ndarray:
     """Feathered face mask float32 [size, size] in [0, 1]: 1 inside the face, 0 at the border.
 
-    The array is cached per size and read-only; copy it before changing it.
+    The array is cached per size and zoom, and read-only; copy it before changing it.
     """
-    return _face_mask(int(size))
+    return _face_mask(int(size), float(zoom))
 
 
 @lru_cache(maxsize=8)
-def _face_mask(size: int) -> np.ndarray:
+def _face_mask(size: int, zoom: float) -> np.ndarray:
     if size < 16:
         raise ValueError(f"mask size must be at least 16 pixels, got {size}")
+    if zoom <= 0:
+        raise ValueError(f"zoom must be positive, got {zoom}")
     # shrink the hard ellipse by one sigma so the feathered 0.5 level sits a little
     # inside the face outline and the tail has room before the border
     sigma = FEATHER_SIGMA * size
     shrink = 1.0 * sigma
     cx = 0.5 * size - 0.5
-    cy = 0.5 * (_TOP + _BOTTOM) * size - 0.5
-    ax = _HALF_WIDTH * size - shrink
-    ay = 0.5 * (_BOTTOM - _TOP) * size - shrink
+    cy = ((0.5 * (_TOP + _BOTTOM) - 0.5) * zoom + 0.5) * size - 0.5
+    ax = _HALF_WIDTH * zoom * size - shrink
+    ay = 0.5 * (_BOTTOM - _TOP) * zoom * size - shrink
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     inside = (((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0).astype(np.float32)
     soft = cv2.GaussianBlur(inside, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)

@@ -102,7 +102,7 @@ def edit_image(source: Path, output: Path, model: EditModel, options: EditOption
     started = time.perf_counter()
     rgb = read_image(source)
     report = EditReport(source, output, frames=1)
-    follower = FaceFollower(options.faces, model.resolution)
+    follower = FaceFollower(options.faces, model.resolution, model.zoom)
     m = follower.align_still(rgb)
     if observer is not None:
         observer(0, m)
@@ -138,7 +138,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             located = Pipe(run, options.pipe_frames)
             done = Pipe(run, options.pipe_frames)
             run.start("decode", lambda: feed(run, _decoded_items(info, options), decoded))
-            run.start("faces", lambda: _face_stage(run, decoded, located, options, model.resolution))
+            run.start("faces", lambda: _face_stage(run, decoded, located, options, model))
             run.start("model", lambda: _model_stage(run, located, done, model, options))
             converter = FrameConverter()
             for item in _drain(run, done):
@@ -201,8 +201,8 @@ def _decoded_items(info, options: EditOptions) -> Iterator[FrameItem]:
         yield FrameItem(index, frame, rgb)
 
 
-def _face_stage(run: Run, inbox: Pipe, outbox: Pipe, options: EditOptions, size: int) -> None:
-    follower = FaceFollower(options.faces, size)
+def _face_stage(run: Run, inbox: Pipe, outbox: Pipe, options: EditOptions, model: EditModel) -> None:
+    follower = FaceFollower(options.faces, model.resolution, model.zoom)
     for item in follower.follow(inbox):
         outbox.put(item)
     outbox.put(END)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..faces.align import estimate_alignment, warp_to_crop
+from ..faces.align import estimate_alignment, warp_to_crop, zoom_alignment
 from ..faces.detect import (
     DlibDetector,
     Face,
@@ -35,14 +35,15 @@ class FaceSettings:
 class FaceFollower:
     """Finds the main face in each frame and gives the frame -> crop alignment (None: no face)."""
 
-    def __init__(self, settings: FaceSettings, size: int):
+    def __init__(self, settings: FaceSettings, size: int, zoom: float = 1.0):
         self.settings = settings
         self.size = int(size)
+        self.zoom = float(zoom)  # the model's framing (see faces.align)
         self.detector = DlibDetector(detect_width=settings.detect_width, upsample=settings.upsample)
 
     def align_still(self, rgb: np.ndarray) -> np.ndarray | None:
         faces = self.detector.detect(rgb)
-        return estimate_alignment(faces[0].landmarks, self.size) if faces else None
+        return estimate_alignment(faces[0].landmarks, self.size, self.zoom) if faces else None
 
     def follow(self, items: Iterable) -> Iterator:
         """Items (with ``.index`` and upright ``.rgb``) out in order, each with ``.m`` set to its smoothed
@@ -69,8 +70,16 @@ class FaceFollower:
                 since_detection = 1
                 if landmarks is not None:
                     landmarks.anchor(_main_face(faces, tracker.last_box))
-            yield from _answer(waiting, tracker.push(item.index, faces))
-        yield from _answer(waiting, tracker.flush())
+            yield from self._answer(waiting, tracker.push(item.index, faces))
+        yield from self._answer(waiting, tracker.flush())
+
+    def _answer(self, waiting: deque, answers) -> Iterator:
+        """The waiting items in push order, each with its alignment at the model's framing."""
+        for index, m in answers:
+            item = waiting.popleft()
+            assert item.index == index, "tracker answers come in push order"
+            item.m = None if m is None else zoom_alignment(m, self.size, self.zoom)
+            yield item
 
 
 def _main_face(faces: list, last_box) -> Face | None:
@@ -143,14 +152,6 @@ def _eyes(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     return (left + right) / 2, max(float(np.hypot(*(right - left))), 1e-3)
 
 
-def _answer(waiting: deque, answers) -> Iterator:
-    for index, m in answers:
-        item = waiting.popleft()
-        assert item.index == index, "tracker answers come in push order"
-        item.m = m
-        yield item
-
-
 def crop_and_paste(items: list, model, color_match: bool = False) -> None:
     """Edit the items that have an alignment: one batched model call, then paste each crop back."""
     faced = [item for item in items if item.m is not None]
@@ -159,6 +160,6 @@ def crop_and_paste(items: list, model, color_match: bool = False) -> None:
     size = model.resolution
     crops = np.stack([warp_to_crop(item.rgb, item.m, size) for item in faced])
     edited = model.edit(crops)
-    mask = face_mask(size)
+    mask = face_mask(size, model.zoom)
     for item, crop in zip(faced, edited):
         item.edited = paste_back(item.rgb, crop, item.m, mask, color_match=color_match)

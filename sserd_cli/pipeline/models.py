@@ -38,10 +38,12 @@ class Target:
 
 
 class EditModel(ABC):
-    """An editor of aligned face crops. ``resolution`` is the crop side it works at."""
+    """An editor of aligned face crops. ``resolution`` is the crop side it works at, ``zoom`` the
+    framing of its crops (1.0: FFHQ framing; see :mod:`sserd_cli.faces.align`)."""
 
     name: str
     resolution: int
+    zoom: float = 1.0
 
     @abstractmethod
     def set_target(self, target: Target) -> None:
@@ -77,6 +79,8 @@ class SserdModel(EditModel):
         self.bundle = bundle
         self.name = str(bundle.card.get("name") or bundle.path.name)
         self.resolution = int(bundle.card["resolution"])
+        # crops must have the framing the bundle was trained on (the paper's 320 -> 256 is zoom 1.25)
+        self.zoom = float(bundle.card.get("framing", {}).get("zoom", 1.0))
         self.device = torch.device(device)
         self.strength = float(strength)
         self.encoder = bundle.encoder(self.device).eval()

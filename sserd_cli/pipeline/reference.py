@@ -17,19 +17,21 @@ from .models import Target
 REFERENCE_FRAMES = 8  # frames of a reference video whose codes are averaged
 
 
-def make_target(ref: str | Path | None, emotion: str | None, size: int,
+def make_target(ref: str | Path | None, emotion: str | None, size: int, zoom: float = 1.0,
                 faces: FaceSettings = FaceSettings(), frames: int = REFERENCE_FRAMES) -> Target:
     """Validate ``--ref``/``--emotion`` (exactly one) and build the target; a reference must show a face."""
     if (ref is None) == (emotion is None):
         raise SserdError("give exactly one of --ref REF (an image or video of the wanted emotion) or --emotion NAME")
     if emotion is not None:
         return Target(emotion=emotion)
-    return Target(reference=reference_crops(Path(ref), size, faces, frames))
+    return Target(reference=reference_crops(Path(ref), size, zoom, faces, frames))
 
 
-def reference_crops(path: Path, size: int, faces: FaceSettings = FaceSettings(), frames: int = REFERENCE_FRAMES) -> np.ndarray:
-    """Aligned crops [N, size, size, 3] of the main face of a reference image or video (N >= 1)."""
-    follower = FaceFollower(faces, size)
+def reference_crops(path: Path, size: int, zoom: float = 1.0, faces: FaceSettings = FaceSettings(),
+                    frames: int = REFERENCE_FRAMES) -> np.ndarray:
+    """Aligned crops [N, size, size, 3] of the main face of a reference image or video (N >= 1),
+    at the model's crop size and framing ``zoom``."""
+    follower = FaceFollower(faces, size, zoom)
     crops = []
     if is_image_path(path):
         rgb = read_image(path)

@@ -61,7 +61,9 @@ class CropConfig:
         return (self.resize - self.size) // 2
 
     def framing(self) -> dict:
-        return {"template": "ffhq5", "align_size": self.resize, "crop_size": self.size, "crop_offset": self.offset}
+        # zoom: the same framing expressed for faces.align (a crop of `size` scaled about its centre)
+        return {"template": "ffhq5", "align_size": self.resize, "crop_size": self.size, "crop_offset": self.offset,
+                "zoom": self.resize / self.size}
 
 
 @dataclass
