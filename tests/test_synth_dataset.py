@@ -22,7 +22,10 @@ def test_image_dataset_rows_labels_and_determinism(tmp_path):
     make_image_dataset(tmp_path / "b", cfg, workers=2, chunk=5)
     assert _files(tmp_path / "a") == _files(tmp_path / "b")  # same seed, same bytes, whatever the workers
     rows = read_index(tmp_path / "a")
-    assert len(rows) == 14 and read_meta(tmp_path / "a")["crop_size"] == 64
+    meta = read_meta(tmp_path / "a")
+    assert len(rows) == 14 and meta["crop_size"] == 64
+    # the framing of 'sserd prepare': aligned at 1.25 x the crop size (the paper's 320 -> 256), centre kept
+    assert meta["framing"] == {"template": "ffhq5", "align_size": 80, "crop_size": 64, "crop_offset": 8, "zoom": 1.25}
     assert {r.emotion for r in rows} == set(EMOTIONS)
     assert {r.kind for r in rows} == {"synthetic"}
     assert all(0.3 <= r.intensity <= 1 for r in rows)
@@ -62,6 +65,7 @@ def test_video_dataset_writes_clips_truth_and_crops(tmp_path):
     (["images", "--count", "0"], "--count"),
     (["images", "--size", "8"], "impossible"),
     (["images", "--size", "100000"], "impossible"),
+    (["images", "--size", "64", "--resize", "32"], "--resize"),
     (["videos", "--speakers", "0"], "at least 1"),
     (["videos", "--frame-size", "640by360"], "WIDTHxHEIGHT"),
     (["videos", "--frame-size", "641x360"], "even"),

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -28,7 +28,7 @@ from ...errors import SserdError
 from ..index import IndexRow, write_index
 from .params import FaceState, Light, Pose, Speech, emotion_expression
 from .render import render_portrait
-from .truth import align_crop
+from .truth import align_crop, framing
 from .video import ClipSpec, make_background, speaker_identity, write_clip
 
 MIN_CROP, MAX_CROP = 32, 1024
@@ -38,6 +38,7 @@ MIN_CROP, MAX_CROP = 32, 1024
 class ImageSetConfig:
     count: int = 1000
     size: int = 256
+    resize: int | None = None  # align at this size, keep the centre `size`; None: the paper's 1.25 x size
     speakers: int = 50
     seed: int = 0
     min_intensity: float = 0.3
@@ -52,6 +53,7 @@ class VideoSetConfig:
     width: int = 640
     height: int = 360
     crop_size: int = 256
+    resize: int | None = None  # as ImageSetConfig.resize
     stride: int = 1  # keep every stride-th frame's crop in the index
     seed: int = 0
     sample_rate: int = 16000
@@ -94,23 +96,28 @@ def crop_frame_size(size: int) -> int:
     return size + 2 * int(round(size * CROP_MARGIN))
 
 
-def render_crop(state: FaceState, size: int, background: np.ndarray | None = None, supersample: int = 2):
-    """(aligned crop [size, size, 3] uint8, rendered portrait) of a face state."""
-    r = render_portrait(state, size, background=background, supersample=supersample, margin=CROP_MARGIN)
-    return align_crop(r.image, r.align_landmarks, size), r
+def render_crop(state: FaceState, size: int, background: np.ndarray | None = None, supersample: int = 2,
+                resize: int | None = None):
+    """(aligned crop [size, size, 3] uint8, rendered portrait) of a face state; ``resize`` as in
+    :func:`~sserd_cli.data.synth.truth.align_crop`. The portrait is drawn at the aligned resolution, so
+    the alignment warp is close to the identity and the crop stays sharp; ``background`` must be
+    ``crop_frame_size(resize or size)`` square."""
+    r = render_portrait(state, resize or size, background=background, supersample=supersample, margin=CROP_MARGIN)
+    return align_crop(r.image, r.align_landmarks, size, resize), r
 
 
 def _image_task(args) -> list[dict]:
     cfg, tmp_root, start, stop = args
     cfg = ImageSetConfig(**cfg)
+    cfg = replace(cfg, resize=paper_resize(cfg.size, cfg.resize))
     out = []
     for i in range(start, stop):
         rng = np.random.default_rng([cfg.seed, i, 7])
         emotion = EMOTIONS[i % len(EMOTIONS)]
         speaker, intensity, state = random_face(rng, cfg.seed, cfg.speakers, emotion, cfg.min_intensity)
-        frame = crop_frame_size(cfg.size)
+        frame = crop_frame_size(cfg.resize)
         background = make_background(frame, frame, rng)
-        crop, _ = render_crop(state, cfg.size, background)
+        crop, _ = render_crop(state, cfg.size, background, resize=cfg.resize)
         rel = f"images/{i // 1000:04d}/{i:07d}.png"
         path = Path(tmp_root) / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +131,7 @@ def _image_task(args) -> list[dict]:
 def _video_task(args) -> list[dict]:
     cfg, tmp_root, speaker, emotion, clip_no = args
     cfg = VideoSetConfig(**cfg)
+    cfg = replace(cfg, resize=paper_resize(cfg.crop_size, cfg.resize))
     rng = np.random.default_rng([cfg.seed, speaker, clip_no, 11 + EMOTIONS.index(emotion)])
     intensity = 1.0 if emotion == "neutral" else float(rng.choice([1 / 3, 2 / 3, 1.0]))
     clip_seed = int(rng.integers(2**31))
@@ -141,7 +149,7 @@ def _video_task(args) -> list[dict]:
         i = next(counter)
         if i % cfg.stride:
             return
-        crop = align_crop(r.image, r.align_landmarks, cfg.crop_size)
+        crop = align_crop(r.image, r.align_landmarks, cfg.crop_size, cfg.resize)
         rel = f"crops/{name}/{i:05d}.png"
         cv2.imwrite(str(root / rel), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
         rows.append({"path": rel, "speaker": speaker_name(speaker), "emotion": emotion, "intensity": intensity,
@@ -192,6 +200,16 @@ def _run(tasks: list, fn: Callable, workers: int, progress: Callable[[int], None
             yield res
 
 
+def paper_resize(size: int, resize: int | None) -> int:
+    """The aligned-image side: ``resize`` or, by default, the paper's 320 -> 256 ratio."""
+    return int(resize) if resize else int(round(size * 1.25))
+
+
+def check_resize(size: int, resize: int) -> None:
+    if not size <= resize <= 2 * size:
+        raise SserdError(f"--resize {resize} is impossible for {size}-pixel crops: use {size} (FFHQ framing) .. {2 * size}")
+
+
 def check_size(name: str, value: int, low: int = MIN_CROP, high: int = MAX_CROP) -> None:
     if not low <= value <= high:
         raise SserdError(f"{name} {value} is impossible: use {low}..{high} pixels")
@@ -205,6 +223,8 @@ def make_image_dataset(out: Path, cfg: ImageSetConfig, workers: int = 1, overwri
     if cfg.speakers < 1:
         raise SserdError(f"--speakers must be at least 1, got {cfg.speakers}")
     check_size("--size", cfg.size)
+    cfg = replace(cfg, resize=paper_resize(cfg.size, cfg.resize))
+    check_resize(cfg.size, cfg.resize)
     tmp = _prepare_output(out, overwrite)
     try:
         tasks = [(asdict(cfg), str(tmp), s, min(s + chunk, cfg.count)) for s in range(0, cfg.count, chunk)]
@@ -216,6 +236,7 @@ def make_image_dataset(out: Path, cfg: ImageSetConfig, workers: int = 1, overwri
                 handle.write(json.dumps({k: r[k] for k in ("path", "speaker", "emotion", "intensity", "state")},
                                         sort_keys=True) + "\n")
         write_index(tmp, rows, {"source": "sserd synth images", "crop_size": cfg.size, "config": asdict(cfg),
+                                "framing": framing(cfg.size, cfg.resize),
                                 "labels": "labels.jsonl"})
         _finish(tmp, out)
     except BaseException:
@@ -240,6 +261,8 @@ def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwri
     if cfg.stride < 1:
         raise SserdError("--stride must be at least 1")
     check_size("--crop-size", cfg.crop_size)
+    cfg = replace(cfg, resize=paper_resize(cfg.crop_size, cfg.resize))
+    check_resize(cfg.crop_size, cfg.resize)
     check_size("frame width", cfg.width, 64, 4096)
     check_size("frame height", cfg.height, 64, 4096)
     if cfg.width % 2 or cfg.height % 2:
@@ -251,6 +274,7 @@ def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwri
         rows = [IndexRow(r["path"], r["speaker"], r["emotion"], r["intensity"], r["clip"], r["frame"], r["split"],
                          "synthetic") for r in records]
         write_index(tmp, rows, {"source": "sserd synth videos", "crop_size": cfg.crop_size, "config": asdict(cfg),
+                                "framing": framing(cfg.crop_size, cfg.resize),
                                 "videos": "videos"})
         _finish(tmp, out)
     except BaseException:

@@ -18,9 +18,22 @@ from .render import Rendered
 from .video import ClipPlan, ClipTruth, load_truth, plan_clip, render_plan, write_video
 
 
-def align_crop(image: np.ndarray, align_landmarks: np.ndarray, size: int) -> np.ndarray:
-    """The aligned face crop of ``image`` (same transform as ``sserd edit`` uses, on exact landmarks)."""
-    return warp_to_crop(image, estimate_alignment(align_landmarks, size), size)
+def align_crop(image: np.ndarray, align_landmarks: np.ndarray, size: int, resize: int | None = None) -> np.ndarray:
+    """The aligned face crop of ``image`` (the shared 5-point alignment, on exact landmarks).
+
+    ``resize`` > ``size`` gives the framing of ``sserd prepare``: align at ``resize`` pixels, keep the
+    centre ``size`` (the paper's 320 -> 256); the centre crop is folded into the warp.
+    """
+    resize = size if resize is None else resize
+    m = estimate_alignment(align_landmarks, resize)
+    m[:, 2] -= (resize - size) // 2
+    return warp_to_crop(image, m, size)
+
+
+def framing(size: int, resize: int) -> dict:
+    """The dataset-metadata description of a crop framing (the same keys ``sserd prepare`` records)."""
+    return {"template": "ffhq5", "align_size": resize, "crop_size": size, "crop_offset": (resize - size) // 2,
+            "zoom": resize / size}
 
 
 def true_answer_plan(truth: ClipTruth | str | Path, emotion: str, intensity: float | None = None) -> ClipPlan:
