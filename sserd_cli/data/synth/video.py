@@ -122,6 +122,8 @@ def plan_clip(spec: ClipSpec, speech_cfg: SpeechConfig | None = None) -> ClipPla
     emotion_index(spec.emotion)
     if spec.width < 64 or spec.height < 64:
         raise ValueError(f"frame size must be at least 64x64, got {spec.width}x{spec.height}")
+    if not 0.0 <= spec.intensity <= 1.0:
+        raise ValueError(f"emotion intensity must be in 0..1, got {spec.intensity}")
     streams = _streams(spec)
     identity = speaker_identity(spec.speaker_seed)
     n, fps = spec.n_frames, spec.fps
