@@ -33,7 +33,8 @@ def make_bundle(path: Path, provenance: dict) -> Path:
     e.set_latent_avg(g.mean_latent(64).reshape(-1))
     c = CELCL(CELCLConfig(n_latent=N_LATENT, style_dim=DIM, heads=4, ffn_dim=64, zero_init=False))
     codes = {"happy": torch.randn(N_LATENT, DIM), "neutral": torch.randn(N_LATENT, DIM)}
-    save_bundle(path, {"name": path.name, "provenance": provenance}, generator=g, encoder=e, celcl=c,
+    save_bundle(path, {"name": path.name, "provenance": provenance, "framing": {"template": "ffhq5", "zoom": 1.25}},
+                generator=g, encoder=e, celcl=c,
                 mean_codes=codes, latent_avg=g.mean_latent(64).reshape(-1))
     return path
 
@@ -57,6 +58,7 @@ def test_model_edits_crops_at_bundle_resolution(assets):
     warnings = []
     model = load_model(str(assets["synthetic"]), "cpu", strength=1.0, warn=warnings.append)
     assert isinstance(model, SserdModel) and model.resolution == SIZE
+    assert model.zoom == 1.25  # crops are framed as the bundle was trained
     assert len(warnings) == 1 and "only on synthetic faces" in warnings[0] and "import-stylegan" in warnings[0]
     crops = np.random.default_rng(0).integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
     model.set_target(Target(emotion="happy"))

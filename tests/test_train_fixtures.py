@@ -50,7 +50,8 @@ def make_dataset(root: Path, emotions=("neutral", "happy", "angry"), speakers: i
                     rel = f"crops/{clip}_{f}.png"
                     cv2.imwrite(str(root / rel), draw_face(s, emotion, (f % 3) / 2, size))
                     rows.append(IndexRow(rel, f"s{s}", emotion, 1.0, clip, f, "test" if k >= clips else "train", "real"))
-    write_index(root, rows, {"size": size, "source": "test"})
+    # the paper's framing (align at 320, centre-crop 256), as `sserd prepare` records it
+    write_index(root, rows, {"size": size, "source": "test", "framing": {"template": "ffhq5", "zoom": 1.25}})
     return root
 
 

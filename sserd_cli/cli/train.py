@@ -90,8 +90,8 @@ def train_stylegan(
     data: Path = _DATA,
     out: Path = _OUT,
     size: int = typer.Option(256, "--size", help="Image size (power of two)."),
-    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop "
-                                            "(default: size*320/256, the paper's 320 -> 256)."),
+    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
+                                            "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 100000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step (default: 16)."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: 0.002)."),
@@ -141,8 +141,8 @@ def train_encoder(
                               show_default=False),
     out: Path = _OUT,
     size: Optional[int] = typer.Option(None, "--size", help="Image size (default: the bundle's resolution)."),
-    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop "
-                                            "(default: size*320/256, the paper's 320 -> 256)."),
+    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
+                                            "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
     backbone: Optional[str] = typer.Option(None, help="iresnet50 (paper), iresnet34, iresnet18 or small."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 50000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step (default: 2)."),
@@ -188,7 +188,7 @@ def build_pairs(
     beta: float = typer.Option(15.0, help="Edit strength beta of eq. 12."),
     layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
     svm_c: float = typer.Option(1.0, "--svm-c", help="LinearSVC regularisation C."),
-    load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop (0: size*320/256)."),
+    load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop, a further zoom (0: size, none)."),
     max_sources: int = typer.Option(0, "--max-sources", help="Cap on neutral source frames (0 = all)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per encoder batch."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -246,8 +246,8 @@ def train(
     data_mode: Optional[str] = typer.Option(None, "--data", help="paired, unpaired or hybrid (default: hybrid)."),
     contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss (eq. 5-6)."),
     size: Optional[int] = typer.Option(None, "--size", help="Image size (default: the bundle's resolution)."),
-    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop "
-                                            "(default: size*320/256, the paper's 320 -> 256)."),
+    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
+                                            "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 50000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Samples per rank and step (default: 2)."),
     lr: Optional[float] = typer.Option(None, help="Ranger learning rate (default: 1e-4)."),

@@ -9,7 +9,9 @@ from typing import Any, Optional
 
 import torch
 
+from ..data.index import read_meta
 from ..emotions import EMOTIONS
+from ..errors import SserdError
 
 
 def base_card(name: str, generator: torch.nn.Module, stage: str, config: Any, run_info: dict,
@@ -38,9 +40,21 @@ def base_card(name: str, generator: torch.nn.Module, stage: str, config: Any, ru
     for key in ("encoder", "celcl"):
         if key in parent:
             card[key] = parent[key]
-    # How training crops were framed: the aligned crop resized to resize_to, then centre-cropped to
-    # centre_crop (paper: 320 -> 256). Editing must frame faces the same way before E.
+    # How training crops were framed; `sserd edit` aligns faces with the same zoom before E.
     size = int(generator.size)
-    load = getattr(config, "load_size", 0) or int(round(size * 320 / 256))
-    card["framing"] = parent.get("framing") or {"resize_to": int(load), "centre_crop": size}
+    load = int(getattr(config, "load_size", 0) or size)
+    card["framing"] = {"template": "ffhq5", "zoom": framing_zoom(getattr(config, "data", ""), size, load)}
     return card
+
+
+def framing_zoom(data: str, size: int, load_size: int) -> float:
+    """Total zoom of training crops about the FFHQ framing (see :mod:`sserd_cli.faces.align`): the
+    dataset's own framing (``dataset.json``; the paper's 320 -> 256 is 1.25) times the load-time
+    resize-and-centre-crop ``load_size / size``."""
+    dataset_zoom = 1.0
+    if data:
+        try:
+            dataset_zoom = float(read_meta(data).get("framing", {}).get("zoom", 1.0))
+        except SserdError:
+            dataset_zoom = 1.0  # not an sserd dataset description (e.g. a bare test folder): FFHQ framing
+    return dataset_zoom * load_size / size

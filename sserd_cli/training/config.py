@@ -2,7 +2,8 @@
 
 Defaults are the paper's numbers where it gives them (section 3 and 4.1): Ranger, lr 1e-4,
 batch 2, 50k iterations, alpha = 0.8, lambda1 = lambda2 = 0.1, tau = 0.1, beta = 15, faces
-resized to 320 and centre-cropped to 256. The StyleGAN2 stage uses the StyleGAN2 paper's
+aligned at 320 and centre-cropped to 256 (done once, by ``sserd prepare`` / ``sserd synth``, whose
+datasets record it; ``load_size`` can add a further zoom at load time). The StyleGAN2 stage uses the StyleGAN2 paper's
 recipe (Adam 0.002, betas (0, 0.99), lazy R1 gamma 10 every 16 D steps, path length 2 every
 4 G steps, mixing 0.9, EMA half-life 10k images).
 """
@@ -23,7 +24,9 @@ class RunConfig:
     data: str = ""
     run_dir: str = ""
     size: int = 256
-    load_size: int = 0  # resize before the centre crop; 0 -> round(size * 320 / 256) as in the paper
+    # resize before the centre crop; 0 -> size (no further zoom: datasets of `sserd prepare` / `sserd synth`
+    # already have the paper's 320 -> 256 framing, recorded in dataset.json)
+    load_size: int = 0
     iterations: int = 50_000
     batch_size: int = 2
     lr: float = 1e-4
@@ -37,7 +40,7 @@ class RunConfig:
     amp: bool = True  # bfloat16 autocast, used on CUDA only
 
     def resolved_load_size(self) -> int:
-        return self.load_size or int(round(self.size * 320 / 256))
+        return self.load_size or self.size
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Training data: the shared dataset index (``sserd prepare`` / ``sserd synth``) as batches of tensors.
 
-Images are read with OpenCV, resized to ``load_size`` and centre-cropped to ``size`` (the
-paper: 320 -> 256, which frames faces tightly), and scaled to [-1, 1]. Batches are a pure
+Images are read with OpenCV, resized to ``load_size`` and centre-cropped to ``size`` (a further
+zoom on top of the dataset's own framing; by default none, since ``sserd prepare`` and ``sserd
+synth`` already frame crops as the paper's 320 -> 256), and scaled to [-1, 1]. Batches are a pure
 function of (seed, iteration, rank): the data order of every rank is a shard of a seeded
 permutation per epoch, like ``DistributedSampler``, so a resumed run reads exactly the batches
 an uninterrupted run would have read, without any sampler state in the checkpoint.

@@ -40,7 +40,7 @@ from ..data.index import IndexRow, write_index
 from ..emotions import EMOTIONS
 from ..errors import SserdError
 from ..runtime import select_device, seed_everything
-from .cards import base_card
+from .cards import base_card, framing_zoom
 from .config import PairsConfig
 from .dataset import FrameSet, to_uint8
 from .encoder import load_frozen_generator
@@ -127,14 +127,13 @@ def fit_direction(neutral_train: np.ndarray, emotion_train: np.ndarray, *, emoti
                         int(len(neutral_train)), int(len(emotion_train)))
 
 
-def mouth_mask(size: int, load_size: int) -> np.ndarray:
+def mouth_mask(size: int, zoom: float) -> np.ndarray:
     """Float [size, size]: an ellipse around the mouth of the canonical crop, in the training framing
-    (the crop resized to ``load_size`` and centre-cropped to ``size``)."""
+    (``zoom``: see :func:`sserd_cli.training.cards.framing_zoom`)."""
     from ..faces.align import canonical_landmarks
 
-    pts = canonical_landmarks(size).astype(np.float64)
-    zoom, offset = load_size / size, (load_size - size) / 2
-    left, right = pts[3] * zoom - offset, pts[4] * zoom - offset
+    pts = canonical_landmarks(size, zoom).astype(np.float64)
+    left, right = pts[3], pts[4]
     centre = (left + right) / 2
     width = np.linalg.norm(right - left)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -184,7 +183,7 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     seed_everything(config.seed)
     bundle, G = load_frozen_generator(config.model, _bundle_size(config.model), device, need=("generator", "encoder"))
     size = G.size
-    load_size = config.load_size or int(round(size * 320 / 256))
+    load_size = config.load_size or size
     E = bundle.encoder(device=device).eval()
     frames = FrameSet(config.data, size, load_size, split=None, workers=config.workers)
     emotions_present = frames.emotions
@@ -222,7 +221,8 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     if config.max_sources and len(neutral_idx) > config.max_sources:
         neutral_idx = np.sort(rng.choice(neutral_idx, size=config.max_sources, replace=False))
     probe = torch.from_numpy(codes_np[neutral_idx[: config.mouth_probe]]).to(device)
-    mask = mouth_mask(size, load_size)
+    zoom = framing_zoom(config.data, size, load_size)
+    mask = mouth_mask(size, zoom)
     mouth = {e: mouth_change(G, probe, d.to(device), config.beta, mask) for e, d in directions.items()}
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,9 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
         rows, latents = _synthesise(G, codes, frames, neutral_idx, directions, config, tmp, device, progress)
         meta = {"size": size, "source": "build-pairs", "pairs": True, "beta": config.beta, "layers": layers,
                 "from_dataset": str(Path(config.data).resolve()), "from_model": str(bundle.path),
-                "emotions": ["neutral", *directions]}
+                "emotions": ["neutral", *directions],
+                # G renders are already in the training framing: loading them with load_size = size adds no zoom
+                "framing": {"template": "ffhq5", "zoom": zoom}}
         write_index(tmp, rows, meta)
         save_file({"codes": latents.contiguous()}, str(tmp / "latents.safetensors"),
                   metadata={"rows": "index.csv order", "shape": "[rows, n_latent, style_dim]"})
