@@ -286,3 +286,30 @@ def test_real_sigint_mid_run_removes_the_partial_output(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_insightface_detector_is_used_when_given_a_model_folder(media, tmp_path, capsys):
+    """--face-detector insightface runs the user's SCRFD model: the fixture model 'sees' a face in every
+    frame of the no-face clip, so every frame is edited (dlib would pass them all through)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from test_faces_insightface import _build
+
+    models = tmp_path / "scrfd"
+    models.mkdir()
+    _build(models / "det_10g.onnx")
+    out = tmp_path / "out.mp4"
+    assert run(["edit", str(media["noface"]), "--emotion", "happy", "--model", "identity", "-o", str(out),
+                "--face-detector", "insightface", "--face-models", str(models)]) == 0
+    assert "15 frames edited, 0 passed through" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--face-detector", "mtcnn"], "unknown --face-detector"),
+    (["--face-detector", "insightface"], "--face-models"),
+])
+def test_face_detector_options_are_checked(media, tmp_path, capsys, extra, words):
+    out = tmp_path / "out.mp4"
+    assert run(identity_args(media["clip"], "--emotion", "happy", "-o", out, *extra)) == 2
+    assert words in one_error_line(capsys.readouterr().err)
+    assert not out.exists()

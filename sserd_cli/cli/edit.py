@@ -41,6 +41,10 @@ def edit(
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Video quality (H.264/VP9 CRF, lower is better)."),
     lossless: bool = typer.Option(False, "--lossless", help="Exact RGB H.264 (qp 0): large files, for checking."),
     color_match: bool = typer.Option(False, "--color-match", help="Match the edited face's colours to the frame."),
+    face_detector: str = typer.Option("dlib", "--face-detector", help="dlib (built in, offline) or insightface "
+                                      "(your SCRFD .onnx models from --face-models; needs onnxruntime)."),
+    face_models: Path | None = typer.Option(None, "--face-models", help="Folder with the insightface SCRFD "
+                                            "detector model (det_*.onnx or scrfd*.onnx)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary (warnings and errors only)."),
 ) -> None:
@@ -51,6 +55,7 @@ def edit(
     from ..media.encode import EncodeSettings
     from ..pipeline.batch import plan_outputs, run_edits
     from ..pipeline.edit import EditOptions
+    from ..pipeline.faces import FaceSettings
     from ..pipeline.models import Target, load_model
     from ..pipeline.reference import make_target
 
@@ -65,9 +70,14 @@ def edit(
         raise SserdError(f"--strength must be 0 or more, got {strength}")
     jobs = plan_outputs(sources, output)
     edit_model = load_model(model, device, strength, warn=warn)
-    target = make_target(ref, emotion, edit_model.resolution, edit_model.zoom)
+    if face_detector not in ("dlib", "insightface"):
+        raise SserdError(f"unknown --face-detector '{face_detector}': use dlib or insightface")
+    if (face_detector == "insightface") != (face_models is not None):
+        raise SserdError("--face-models DIR goes with --face-detector insightface (and is required by it)")
+    faces = FaceSettings(detector=face_detector, model_dir=str(face_models) if face_models else None)
+    target = make_target(ref, emotion, edit_model.resolution, edit_model.zoom, faces=faces)
     edit_model.set_target(target)
-    options = EditOptions(batch_size=batch_size, start=t0, end=t1, color_match=color_match,
+    options = EditOptions(batch_size=batch_size, start=t0, end=t1, color_match=color_match, faces=faces,
                           encode=EncodeSettings(crf=crf, lossless=lossless))
     try:
         with make_progress(quiet) as progress:

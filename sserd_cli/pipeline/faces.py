@@ -11,8 +11,8 @@ import numpy as np
 
 from ..faces.align import estimate_alignment, warp_to_crop, zoom_alignment
 from ..faces.detect import (
-    DlibDetector,
     Face,
+    create_detector,
     five_points_from_dlib5,
     landmark_model_path,
 )
@@ -30,6 +30,8 @@ class FaceSettings:
     smooth_radius: int = 4   # frames each side averaged into a frame's alignment (the look-ahead)
     max_gap: int = 5         # missed frames bridged by interpolation between two detections
     detect_every: int = 4    # HOG detection on every Nth frame of a track; landmarks alone in between
+    detector: str = "dlib"   # or "insightface": SCRFD ONNX models from model_dir, run by onnxruntime
+    model_dir: str | None = None
 
 
 class FaceFollower:
@@ -39,7 +41,8 @@ class FaceFollower:
         self.settings = settings
         self.size = int(size)
         self.zoom = float(zoom)  # the model's framing (see faces.align)
-        self.detector = DlibDetector(detect_width=settings.detect_width, upsample=settings.upsample)
+        options = {"detect_width": settings.detect_width, "upsample": settings.upsample} if settings.detector == "dlib" else {}
+        self.detector = create_detector(settings.detector, settings.model_dir, **options)
 
     def align_still(self, rgb: np.ndarray) -> np.ndarray | None:
         faces = self.detector.detect(rgb)
@@ -54,7 +57,9 @@ class FaceFollower:
         (under a millisecond instead of several), and fall back to HOG when that fit looks wrong."""
         tracker = FaceTracker(TrackerConfig(size=self.size, radius=self.settings.smooth_radius,
                                             max_gap=self.settings.max_gap))
-        landmarks = LandmarkFollower(self.detector.landmark_model) if self.settings.detect_every > 1 else None
+        # the landmark-only follower runs dlib's predictor: only for the dlib detector
+        follow_landmarks = self.settings.detect_every > 1 and self.settings.detector == "dlib"
+        landmarks = LandmarkFollower(self.detector.landmark_model) if follow_landmarks else None
         waiting: deque = deque()  # at most tracker.delay + 1 items
         since_detection = 0
         for item in items:
