@@ -22,6 +22,16 @@ RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "devic
 _DATA = typer.Argument(..., help="Dataset folder written by 'sserd prepare' or 'sserd synth' (index.csv + crops).",
                        show_default=False)
 _OUT = typer.Option(..., "-o", "--out", help="Run directory (created; must not exist unless --resume).", show_default=False)
+# options every training command shares (Typer option objects are plain metadata, safe to share)
+_DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto).")
+_SEED = typer.Option(None, help="Random seed (default: 0).")
+_RESUME = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint.")
+_CHECKPOINT_EVERY = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints.")
+_SAMPLE_EVERY = typer.Option(None, "--sample-every", help="Steps between sample grids.")
+_LOG_EVERY = typer.Option(None, "--log-every", help="Steps between loss log lines (default: 10).")
+_WORKERS = typer.Option(None, help="Image decoding threads (default: 2).")
+_AMP = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def _common(**kwargs):
@@ -101,15 +111,15 @@ def train_stylegan(
     channel_max: Optional[int] = typer.Option(None, help="Cap on channels per layer, for small models (default: 512)."),
     path_length: bool = typer.Option(True, "--path-length/--no-path-length", help="Path length regulariser (weight 2)."),
     mixing: Optional[float] = typer.Option(None, help="Style mixing probability (default: 0.9)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (default: 0)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between loss log lines (default: 10)."),
-    workers: Optional[int] = typer.Option(None, help="Image decoding threads (default: 2)."),
-    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    device: Optional[str] = _DEVICE,
+    seed: Optional[int] = _SEED,
+    resume: bool = _RESUME,
+    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
+    sample_every: Optional[int] = _SAMPLE_EVERY,
+    log_every: Optional[int] = _LOG_EVERY,
+    workers: Optional[int] = _WORKERS,
+    amp: bool = _AMP,
+    quiet: bool = _QUIET,
 ) -> None:
     """Train a StyleGAN2 generator on a dataset of face crops (for domains without a public one).
 
@@ -153,15 +163,15 @@ def train_encoder(
     contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss on w_s."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights",
                                                help="torchvision VGG19 state dict for the perceptual loss."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (default: 0)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between loss log lines (default: 10)."),
-    workers: Optional[int] = typer.Option(None, help="Image decoding threads (default: 2)."),
-    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    device: Optional[str] = _DEVICE,
+    seed: Optional[int] = _SEED,
+    resume: bool = _RESUME,
+    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
+    sample_every: Optional[int] = _SAMPLE_EVERY,
+    log_every: Optional[int] = _LOG_EVERY,
+    workers: Optional[int] = _WORKERS,
+    amp: bool = _AMP,
+    quiet: bool = _QUIET,
 ) -> None:
     """Train the latent encoder E by StyleGAN inversion (eq. 8-10), generator frozen.
 
@@ -258,15 +268,15 @@ def train(
                                                   help="hybrid: share of real (unpaired) sources (default: 0.5)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="LPIPS heads (lpips vgg.pth)."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision VGG16 trunk for LPIPS."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (default: 0)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between loss log lines (default: 10)."),
-    workers: Optional[int] = typer.Option(None, help="Image decoding threads (default: 2)."),
-    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    device: Optional[str] = _DEVICE,
+    seed: Optional[int] = _SEED,
+    resume: bool = _RESUME,
+    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
+    sample_every: Optional[int] = _SAMPLE_EVERY,
+    log_every: Optional[int] = _LOG_EVERY,
+    workers: Optional[int] = _WORKERS,
+    amp: bool = _AMP,
+    quiet: bool = _QUIET,
 ) -> None:
     """Hybrid SSERD training of the CELCL emotion editor (eq. 13-14), E and G frozen.
 

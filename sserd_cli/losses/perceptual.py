@@ -44,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import SserdError
+from .reconstruction import reduce_per_sample
 
 ENV_VGG19 = "SSERD_VGG19_WEIGHTS"
 ENV_VGG16 = "SSERD_VGG16_WEIGHTS"
@@ -233,16 +234,6 @@ class VGG19Features(VGGFeatures):
         return cls(taps).load_torchvision(read_weights_file(path), source=str(path))
 
 
-def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    if reduction == "none":
-        return per_sample
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
 class VGGPerceptualLoss(nn.Module):
     """Eq. 8's ``||phi(a) - phi(b)||^2``: sum over taps of ``weight * mean((phi_l(a) - phi_l(b))^2)``.
 
@@ -277,7 +268,7 @@ class VGGPerceptualLoss(nn.Module):
             # float32: squared relu5 activations can exceed float16's range under autocast
             fa, fb = f[:batch].float(), f[batch:].float()
             per_sample = per_sample + weight * (fa - fb).pow(2).reshape(batch, -1).mean(1)
-        return _reduce(per_sample, reduction)
+        return reduce_per_sample(per_sample, reduction)
 
 
 class LPIPS(nn.Module):
@@ -341,7 +332,7 @@ class LPIPS(nn.Module):
             # the 1x1 head as a weighted channel sum (elementwise: autocast leaves it in float32)
             weighted = (diff * lin.weight.float().view(1, -1, 1, 1)).sum(dim=1)
             per_sample = per_sample + weighted.mean(dim=(1, 2))
-        return _reduce(per_sample, reduction)
+        return reduce_per_sample(per_sample, reduction)
 
 
 def perceptual_weight_sources() -> dict[str, str | None]:

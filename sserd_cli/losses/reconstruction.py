@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 
-def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+def reduce_per_sample(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce a per-sample loss ``[B]``: ``mean``, ``sum`` or ``none`` (keep ``[B]``)."""
     if reduction == "mean":
         return per_sample.mean()
     if reduction == "sum":
@@ -28,7 +29,7 @@ def l2_loss(a: torch.Tensor, b: torch.Tensor, reduction: str = "mean") -> torch.
     if a.shape != b.shape:
         raise ValueError(f"l2_loss: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
     per_sample = (a - b).pow(2).reshape(a.shape[0], -1).mean(1)
-    return _reduce(per_sample, reduction)
+    return reduce_per_sample(per_sample, reduction)
 
 
 def masked_l2_loss(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -44,4 +45,4 @@ def masked_l2_loss(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, reducti
     num = sq.reshape(a.shape[0], -1).sum(1)
     den = mask.reshape(a.shape[0], -1).sum(1) * a.shape[1]
     per_sample = num / den.clamp(min=1e-8)
-    return _reduce(per_sample, reduction)
+    return reduce_per_sample(per_sample, reduction)
