@@ -3,7 +3,6 @@ giving one clear line, a non-zero exit and nothing half-written (Ctrl-C included
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import av
@@ -11,20 +10,13 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
+from clips import clip_maker
 from sserd_cli.cli import run
 from sserd_cli.media.atomic import TEMP_MARK
 from sserd_cli.media.image import read_image, write_image
 from sserd_cli.pipeline.edit import EditOptions, edit_path
 from sserd_cli.pipeline.models import IdentityModel, Target
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def clip_maker():
-    spec = importlib.util.spec_from_file_location("make_astronaut_clip", ROOT / "examples" / "make_astronaut_clip.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def no_face_frame(i, fps, w, h):

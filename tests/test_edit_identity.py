@@ -3,29 +3,20 @@ within 40 dB PSNR of the source after warp + paste-back; every pixel outside the
 
 from __future__ import annotations
 
-import importlib.util
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
 
+from clips import clip_maker
 from sserd_cli.cli import run
 from sserd_cli.faces.mask import face_mask
 from sserd_cli.media.encode import EncodeSettings
 from sserd_cli.pipeline.edit import EditOptions, edit_path
 from sserd_cli.pipeline.models import IdentityModel, Target
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def clip_maker():
-    spec = importlib.util.spec_from_file_location("make_astronaut_clip", ROOT / "examples" / "make_astronaut_clip.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 CLIPS = {

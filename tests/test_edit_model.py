@@ -4,7 +4,6 @@ warning for bundles that only know synthetic faces."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import av
@@ -13,6 +12,7 @@ import pytest
 import torch
 from skimage import data as skdata
 
+from clips import clip_maker
 from sserd_cli.bundles import save_bundle
 from sserd_cli.cli import run
 from sserd_cli.errors import SserdError
@@ -22,7 +22,6 @@ from sserd_cli.nets.encoder import EncoderConfig, LatentEncoder
 from sserd_cli.nets.stylegan2 import Generator, GeneratorConfig
 from sserd_cli.pipeline.models import SserdModel, Target, load_model
 
-ROOT = Path(__file__).resolve().parents[1]
 N_LATENT, DIM, SIZE = 10, 32, 64
 
 
@@ -42,9 +41,7 @@ def make_bundle(path: Path, provenance: dict) -> Path:
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("model")
-    spec = importlib.util.spec_from_file_location("make_astronaut_clip", ROOT / "examples" / "make_astronaut_clip.py")
-    make = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make)
+    make = clip_maker()
     write_image(root / "face.png", skdata.astronaut())
     return {
         "synthetic": make_bundle(root / "tiny-synth", {"domain": "synthetic"}),

@@ -39,7 +39,7 @@ def _build(path, with_kps=True):
     boxes[8][b] = [1.0, 1.0, 1.0, 1.2]
     kps[8][b] = [-0.4, -0.3, 0.4, -0.3, 0.0, 0.1, -0.3, 0.6, 0.3, 0.6]
     groups = [scores, boxes] + ([kps] if with_kps else [])
-    names, nodes, inits, outs = [], [], [], []
+    nodes, inits, outs = [], [], []
     nodes.append(helper.make_node("ReduceMean", ["input.1"], ["m"], keepdims=0))
     inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
     nodes.append(helper.make_node("Mul", ["m", "zero"], ["z"]))

@@ -3,7 +3,6 @@ still images, and one clear error for each kind of bad file."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from clips import clip_maker
 from sserd_cli.errors import SserdError
 from sserd_cli.media.atomic import TEMP_MARK, atomic_output, check_output
 from sserd_cli.media.decode import decode_frames
@@ -19,14 +19,6 @@ from sserd_cli.media.encode import EncodeSettings, VideoWriter, copy_streams
 from sserd_cli.media.image import read_image, write_image
 from sserd_cli.media.probe import probe_video
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def clip_maker():
-    spec = importlib.util.spec_from_file_location("make_astronaut_clip", ROOT / "examples" / "make_astronaut_clip.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
