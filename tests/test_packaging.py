@@ -18,7 +18,9 @@ def test_wheel_ships_models_and_finds_them(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
                    check=True)
     wheel = next(tmp_path.glob("sserd-*.whl"))
-    assert "sserd_cli/_models/README.md" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "sserd_cli/_models/README.md" in names
+    assert "sserd_cli/_models/oracle/oracle.safetensors" in names  # nested model folders ship too
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
