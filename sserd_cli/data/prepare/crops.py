@@ -4,7 +4,8 @@ Framing follows the paper (section 4.1): the face is aligned with the shared
 5-point similarity alignment (:mod:`sserd_cli.faces.align`), the aligned image
 is taken at ``resize`` pixels and centre-cropped to ``size`` (320 -> 256 by
 default, a tighter face than the FFHQ framing). The centre crop is folded into
-the warp (a shift of the transform), so it costs no extra resampling.
+the warp (a zoom about the crop centre, :func:`sserd_cli.faces.align.zoom_alignment`,
+the same one ``sserd edit`` applies), so it costs no extra resampling.
 
 The per-clip part file is written last and atomically: its presence (with all
 the crops it lists) is what makes a clip "done" for resuming.
@@ -207,7 +208,7 @@ def prepare_clip(source: ClipSource, out_root: Path, config: CropConfig) -> Clip
 def _prepare(source: ClipSource, out_root: Path, config: CropConfig) -> ClipReport:
     from collections import deque
 
-    from ...faces.align import warp_to_crop
+    from ...faces.align import warp_to_crop, zoom_alignment
     from ...faces.track import FaceTracker, TrackerConfig
 
     if not source.path.is_file():
@@ -216,9 +217,11 @@ def _prepare(source: ClipSource, out_root: Path, config: CropConfig) -> ClipRepo
     detector = _detector(config.detect_width, config.upsample)
     crop_dir = out_root / CROPS_DIR / source.speaker / source.clip
     crop_dir.mkdir(parents=True, exist_ok=True)
-    # the shared tracker smooths the alignment at the `resize` framing; kept frames are pushed
-    # with consecutive indices (every n-th frame of the video), frames wait in a bounded buffer
-    tracker = FaceTracker(TrackerConfig(size=config.resize))
+    # the shared tracker smooths the alignment (FFHQ framing at the crop size; the paper's tighter framing
+    # is applied after, as `sserd edit` does); kept frames are pushed with consecutive indices (every
+    # n-th frame of the video), frames wait in a bounded buffer
+    tracker = FaceTracker(TrackerConfig(size=config.size))
+    zoom = config.resize / config.size
     waiting: deque = deque()
     rows = []
 
@@ -228,8 +231,7 @@ def _prepare(source: ClipSource, out_root: Path, config: CropConfig) -> ClipRepo
             assert index == kept
             if m is None:
                 continue
-            m = np.array(m, dtype=np.float64)
-            m[:, 2] -= config.offset  # the centre crop, folded into the warp
+            m = zoom_alignment(m, config.size, zoom)
             target = crop_dir / f"{number:06d}.png"
             _write_png(target, warp_to_crop(frame, m, config.size))
             rows.append({"path": target.relative_to(out_root).as_posix(), "speaker": source.speaker,

@@ -25,9 +25,7 @@ def align_crop(image: np.ndarray, align_landmarks: np.ndarray, size: int, resize
     centre ``size`` (the paper's 320 -> 256); the centre crop is folded into the warp.
     """
     resize = size if resize is None else resize
-    m = estimate_alignment(align_landmarks, resize)
-    m[:, 2] -= (resize - size) // 2
-    return warp_to_crop(image, m, size)
+    return warp_to_crop(image, estimate_alignment(align_landmarks, size, zoom=resize / size), size)
 
 
 def framing(size: int, resize: int) -> dict:
