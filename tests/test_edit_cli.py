@@ -305,3 +305,9 @@ def test_face_detector_options_are_checked(media, tmp_path, capsys, extra, words
     assert run(identity_args(media["clip"], "--emotion", "happy", "-o", out, *extra)) == 2
     assert words in one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_missing_source_is_reported_before_the_model(tmp_path, capsys):
+    """A typo in the file name is the error a user sees, not a complaint about the (default) model."""
+    assert run(["edit", str(tmp_path / "nothere.mp4"), "--emotion", "happy", "-o", str(tmp_path / "o.mp4")]) == 2
+    assert "nothere.mp4: no such file" in one_error_line(capsys.readouterr().err)

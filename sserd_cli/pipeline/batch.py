@@ -38,6 +38,9 @@ def plan_outputs(sources: list[Path], output: Path) -> list[Job]:
             expanded.append(source)
     output = Path(output)
     if not batch:
+        # a lone missing source is the first thing to say (before any model is looked for or loaded)
+        if not expanded[0].exists():
+            raise SserdError(f"{expanded[0]}: no such file")
         if output.is_dir():
             return [Job(expanded[0], output / expanded[0].name)]
         return [Job(expanded[0], output)]
