@@ -11,7 +11,6 @@ import torch
 
 from ..data.index import read_meta
 from ..emotions import EMOTIONS
-from ..errors import SserdError
 
 
 def base_card(name: str, generator: torch.nn.Module, stage: str, config: Any, run_info: dict,
@@ -51,10 +50,6 @@ def framing_zoom(data: str, size: int, load_size: int) -> float:
     """Total zoom of training crops about the FFHQ framing (see :mod:`sserd_cli.faces.align`): the
     dataset's own framing (``dataset.json``; the paper's 320 -> 256 is 1.25) times the load-time
     resize-and-centre-crop ``load_size / size``."""
-    dataset_zoom = 1.0
-    if data:
-        try:
-            dataset_zoom = float(read_meta(data).get("framing", {}).get("zoom", 1.0))
-        except SserdError:
-            dataset_zoom = 1.0  # not an sserd dataset description (e.g. a bare test folder): FFHQ framing
+    # every stage has read `data` through read_index already, so its dataset.json exists
+    dataset_zoom = float(read_meta(data).get("framing", {}).get("zoom", 1.0)) if data else 1.0
     return dataset_zoom * load_size / size
