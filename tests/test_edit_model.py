@@ -15,12 +15,13 @@ from skimage import data as skdata
 from clips import clip_maker
 from sserd_cli.bundles import save_bundle
 from sserd_cli.cli import run
+from sserd_cli.emotions import EMOTIONS
 from sserd_cli.errors import SserdError
 from sserd_cli.media.image import write_image
 from sserd_cli.nets.celcl import CELCL, CELCLConfig
 from sserd_cli.nets.encoder import EncoderConfig, LatentEncoder
 from sserd_cli.nets.stylegan2 import Generator, GeneratorConfig
-from sserd_cli.pipeline.models import SserdModel, Target, load_model
+from sserd_cli.pipeline.models import DirectionModel, ReconstructionModel, SserdModel, Target, load_model
 
 N_LATENT, DIM, SIZE = 10, 32, 64
 
@@ -32,8 +33,10 @@ def make_bundle(path: Path, provenance: dict) -> Path:
     e.set_latent_avg(g.mean_latent(64).reshape(-1))
     c = CELCL(CELCLConfig(n_latent=N_LATENT, style_dim=DIM, heads=4, ffn_dim=64, zero_init=False))
     codes = {"happy": torch.randn(N_LATENT, DIM), "neutral": torch.randn(N_LATENT, DIM)}
+    directions = {e: torch.nn.functional.normalize(torch.randn(N_LATENT * DIM), dim=0).reshape(N_LATENT, DIM)
+                  for e in EMOTIONS[1:]}
     save_bundle(path, {"name": path.name, "provenance": provenance, "framing": {"template": "ffhq5", "zoom": 1.25}},
-                generator=g, encoder=e, celcl=c,
+                generator=g, encoder=e, celcl=c, directions=directions,
                 mean_codes=codes, latent_avg=g.mean_latent(64).reshape(-1))
     return path
 
@@ -93,3 +96,23 @@ def test_cli_edit_with_a_bundle(assets, tmp_path, capsys):
     diff = np.abs(got[0].astype(int) - src[0]).max(axis=-1) > 30
     ys, xs = np.nonzero(diff)
     assert diff.mean() > 0.02 and 100 < xs.mean() < 220 and 40 < ys.mean() < 160
+
+
+def test_baseline_editors_reconstruct_and_step_along_directions(assets):
+    from sserd_cli.bundles import load_bundle
+
+    bundle = load_bundle(assets["synthetic"])
+    crops = np.random.default_rng(2).integers(0, 255, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    recon = ReconstructionModel(bundle, "cpu")
+    recon.set_target(Target(emotion="happy"))
+    direction = DirectionModel(bundle, "cpu", beta=15.0)
+    direction.set_target(Target(emotion="neutral"))  # a neutral target keeps the source code
+    assert np.array_equal(direction.edit(crops), recon.edit(crops))
+    direction.set_target(Target(emotion="sad"))
+    w_s = recon._encode(crops)
+    expected = w_s + 15.0 * bundle.directions()["sad"]
+    assert torch.allclose(direction.codes(w_s), expected)
+    assert not np.array_equal(direction.edit(crops), recon.edit(crops))
+    with pytest.raises(SserdError, match="needs an emotion name"):
+        direction.set_target(Target(reference=crops))
+    assert DirectionModel(bundle, "cpu").beta == 15.0  # no build-pairs recipe in the card: the default step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -28,65 +29,188 @@ def _fmt(fmt: str, value) -> str:
 
 
 def synthetic(
-    edited: List[Path] = typer.Argument(..., help="Edited clip(s) of the source clip (same frame count and size)."),
-    clip: Path = typer.Option(..., "--clip", "--truth", help="The source clip written by 'sserd synth videos' "
-                              "(its .mp4, its .truth.json, or the folder holding its truth files)."),
-    emotion: str = typer.Option(..., "--emotion", "-e", help="The target emotion of the edit."),
+    edited: Optional[List[Path]] = typer.Argument(None, help="Edited clip(s) of the source clip (same frame count "
+                                                  "and size). Leave out with --model."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Benchmark mode: a bundle (path or "
+                                              "shipped name, optionally LABEL=PATH) to edit the held-out set with; "
+                                              "repeat for side-by-side rows. The first one also gives the "
+                                              "reconstruction and direction-edit rows."),
+    clip: Optional[Path] = typer.Option(None, "--clip", "--truth", help="The source clip written by 'sserd synth "
+                                        "videos' (its .mp4, its .truth.json, or the folder holding its truth files)."),
+    emotion: Optional[str] = typer.Option(None, "--emotion", "-e", help="The target emotion of the edit."),
     label: Optional[List[str]] = typer.Option(None, "--label", help="Row name per edited clip (default: file name)."),
     intensity: Optional[float] = typer.Option(None, "--intensity", help="Target intensity 0..1 (default: the clip's)."),
     baselines: bool = typer.Option(False, "--baselines", help="Add rows for 'no edit' (the source itself) and "
                                    "'true answer' (the rendered ground truth: the ceiling)."),
+    speakers: int = typer.Option(4, "--speakers", help="Benchmark mode: held-out identities (one clip each)."),
+    duration: float = typer.Option(1.0, "--duration", help="Benchmark mode: seconds per held-out clip."),
+    set_dir: Optional[Path] = typer.Option(None, "--set", help="Benchmark mode: folder for the held-out clips "
+                                           "(kept and reused; default: a temporary folder)."),
+    sheet: Optional[Path] = typer.Option(None, "--sheet", help="Benchmark mode: write a PNG of source / "
+                                         "reference / each method / true answer for every target emotion."),
+    json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write the results as JSON to this file."),
+    device: str = typer.Option("auto", "--device", help="Benchmark mode: auto, cpu, cuda or cuda:N."),
     oracle: Optional[Path] = typer.Option(None, "--oracle", help="Oracle directory (default: the shipped one)."),
     crop_size: int = typer.Option(256, "--crop-size", help="Aligned crop size for PSNR/SSIM and the oracle."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ) -> None:
     """Emotion accuracy, expression error, speech kept (mouth error vs the source), identity, PSNR/SSIM and Fréchet
-    distance of edited clips against the exact true answer of the synthetic world.
+    distance of edits against the exact true answer of the synthetic world.
 
-    Example: sserd eval synthetic out.mp4 --clip data/synth_talk/videos/synth0003_neutral_000.mp4 -e happy --baselines
+    Two modes. Benchmark (--model): held-out synthetic clips edited to all 7 targets with same-identity and
+    other-identity references by no edit, reconstruction only, the plain direction edit and each bundle.
+    Clip (EDITED... --clip --emotion): score clips you edited yourself.
+
+    Examples: sserd eval synthetic --model sserd-synthetic --sheet sheet.png;
+    sserd eval synthetic out.mp4 --clip data/synth_talk/videos/synth0003_neutral_000.mp4 -e happy --baselines
     """
-    from ..data.synth.truth import read_video_frames
     from ..metrics.oracle import Oracle
+
+    if not 32 <= crop_size <= 1024:
+        raise SserdError(f"--crop-size {crop_size} is impossible: use 32..1024")
+    if model:
+        if edited:
+            raise SserdError("give either edited clips (with --clip and --emotion) or --model bundles, not both")
+        results = _benchmark(model, Oracle.load(oracle), crop_size, speakers, duration, set_dir, sheet, device)
+    else:
+        if not edited:
+            raise SserdError("nothing to score: give edited clips with --clip and --emotion, or --model BUNDLE "
+                             "for the held-out benchmark")
+        if clip is None or emotion is None:
+            raise SserdError("scoring edited clips needs --clip (the source) and --emotion (the target)")
+        results = _score_clips(edited, clip, emotion, label, intensity, baselines, Oracle.load(oracle), crop_size)
+    if json_out is not None:
+        _write_json(json_out, results["json"])
+    if as_json:
+        print(json.dumps(results["json"], indent=1))
+        return
+    for table in results["tables"]:
+        out_console.print(table)
+    err_console.print(results["legend"], highlight=False)
+
+
+LEGEND = ("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech (was it kept?); "
+          "identity, PSNR, SSIM, Fréchet: vs the true answer (aligned face crops).")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from ..media.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _score_clips(edited, clip, emotion, label, intensity, baselines, oracle, crop_size) -> dict:
+    from ..data.synth.truth import read_video_frames, render_true_answer
     from ..metrics.synthetic import EditCase, SyntheticEvaluator, resolve_truth
 
     if intensity is not None and not 0 <= intensity <= 1:
         raise SserdError(f"--intensity {intensity} is outside 0..1")
     if label and len(label) != len(edited):
         raise SserdError(f"got {len(label)} --label values for {len(edited)} edited clips: give one per clip or none")
-    if not 32 <= crop_size <= 1024:
-        raise SserdError(f"--crop-size {crop_size} is impossible: use 32..1024")
     source = resolve_truth(clip)
-    evaluator = SyntheticEvaluator(Oracle.load(oracle), crop_size=crop_size)
+    evaluator = SyntheticEvaluator(oracle, crop_size=crop_size)
     truth = evaluator.truth(source)
     video = source.with_name(truth.meta["video"]) if source.name.endswith(".truth.json") else source
     cases = [EditCase(source, emotion, path, (label[i] if label else path.name), intensity)
              for i, path in enumerate(edited)]
     if baselines:
-        from ..data.synth.truth import render_true_answer
+        import numpy as np
 
         cases.append(EditCase(source, emotion, read_video_frames(video), "no edit", intensity))
         frames = [r.image for r in render_true_answer(truth, emotion, intensity)]
-        import numpy as np
-
         cases.append(EditCase(source, emotion, np.stack(frames), "true answer", intensity))
     with err_console.status("scoring"):
         scores = evaluator.evaluate_many(cases)
-    if as_json:
-        print(json.dumps({"clip": str(source), "emotion": emotion, "oracle": str(evaluator.oracle.path),
-                          "results": [s.to_dict() for s in scores]}, indent=1))
-        return
+    rows = [s.to_dict() for s in scores]
+    title = f"synthetic evaluation: {source.name} -> {scores[0].emotion}"
+    return {"json": {"clip": str(source), "emotion": emotion, "oracle": str(evaluator.oracle.path), "results": rows},
+            "tables": [_metric_table(title, [s.label for s in scores], [str(s.frames) for s in scores], rows)],
+            "legend": LEGEND}
+
+
+def _metric_table(title: str, labels: list[str], cases: list[str], rows: list[dict]):
+    """One column per method, one row per metric: fits a terminal for the usual handful of methods."""
     from rich.table import Table
 
-    # one column per method, one row per metric: fits a terminal for the usual handful of methods
-    table = Table(title=f"synthetic evaluation: {source.name} -> {scores[0].emotion}", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
-    for s in scores:
-        table.add_column(s.label, justify="right", overflow="fold")
-    table.add_row("frames", *[str(s.frames) for s in scores])
-    rows = [s.to_dict() for s in scores]
+    for name in labels:
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_row("frames" if not title.startswith("benchmark") else "cases", *cases)
     for key, head, fmt in COLUMNS:
-        table.add_row(head, *[_fmt(fmt, d[key]) for d in rows])
-    out_console.print(table)
-    err_console.print("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech "
-                      "(was it kept?); identity, PSNR, SSIM, Fréchet: vs the true answer (aligned face crops).",
-                      highlight=False)
+        table.add_row(head, *[_fmt(fmt, d.get(key)) for d in rows])
+    return table
+
+
+def _parse_models(specs: List[str]) -> list[tuple[str | None, str]]:
+    out = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        out.append((name, path) if sep and name and path else (None, spec))
+    return out
+
+
+def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, device) -> dict:
+    import tempfile
+
+    from ..bundles import load_bundle
+    from ..metrics.benchmark import (DIRECTION, NO_EDIT, RECONSTRUCTION, BenchmarkConfig, Method, contact_sheet,
+                                     run_benchmark)
+    from ..metrics.synthetic import SyntheticEvaluator
+    from ..pipeline.models import DirectionModel, ReconstructionModel, SserdModel
+    from ..runtime import select_device
+
+    if not 1 <= speakers <= 100:
+        raise SserdError(f"--speakers {speakers}: use 1..100 (2 or more for cross-identity references)")
+    if not 0.2 <= duration <= 60:
+        raise SserdError(f"--duration {duration}: use 0.2..60 seconds")
+    if sheet is not None and sheet.suffix.lower() != ".png":
+        raise SserdError(f"--sheet {sheet}: give a .png path")
+    dev = select_device(device)
+    bundles = [(name, load_bundle(path)) for name, path in _parse_models(specs)]
+    first = bundles[0][1]
+    first.require("encoder")
+    methods = [Method(NO_EDIT, None, reference_free=True),
+               Method(RECONSTRUCTION, ReconstructionModel(first, dev), reference_free=True)]
+    if first.has("directions"):
+        methods.append(Method(DIRECTION, DirectionModel(first, dev), by_emotion=True))
+    for name, bundle in bundles:
+        bundle.require("celcl")
+        methods.append(Method(name or str(bundle.card.get("name") or bundle.path.name), SserdModel(bundle, dev)))
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        raise SserdError(f"two rows share a name ({', '.join(labels)}): name them with --model LABEL=PATH")
+    config = BenchmarkConfig(speakers=speakers, duration=duration, crop_size=crop_size)
+    evaluator = SyntheticEvaluator(oracle, crop_size=crop_size)
+    with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp, err_console.status("benchmark") as status:
+        folder = set_dir if set_dir is not None else Path(tmp)
+        result = run_benchmark(methods, evaluator, folder, config, progress=lambda m: status.update(f"benchmark: {m}"))
+    if sheet is not None:
+        from ..media.atomic import atomic_output
+        from ..media.image import write_image
+
+        with atomic_output(sheet) as tmp_png:
+            write_image(tmp_png, contact_sheet(result, labels), suffix=".png")
+    summary = result.summary()
+    tables = []
+    for kind, rows in summary.items():
+        who = "same identity" if kind == "intra" else "another identity"
+        tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {len(config.emotions)} targets, "
+                                    f"reference of {who} ({kind})", list(rows),
+                                    [str(r["cases"]) for r in rows.values()], list(rows.values())))
+    data = {"config": dataclasses.asdict(config), "oracle": str(evaluator.oracle.path),
+            "models": {m.label: str(m.model.bundle.path) for m in methods[len(methods) - len(bundles):]},
+            "summary": _clean(summary),
+            "cases": {kind: [s.to_dict() for s in scores] for kind, scores in result.scores.items()}}
+    return {"json": data, "tables": tables, "legend": LEGEND + " The direction edit is given the emotion name, "
+            "not the reference; no edit and reconstruction ignore the target."}
+
+
+def _clean(value):
+    """JSON-safe: NaN -> None, inf -> "inf"."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value

@@ -70,10 +70,11 @@ class IdentityModel(EditModel):
         return crops
 
 
-class SserdModel(EditModel):
-    """SSERD inference from a model bundle (encoder, CELCL, generator and mean emotion codes)."""
+class LatentModel(EditModel):
+    """An editor in the generator's latent space: crops -> E -> w_s -> :meth:`codes` -> G. Subclasses
+    say how the code is changed; batched, on the chosen device, fp16 autocast on CUDA."""
 
-    def __init__(self, bundle, device="cpu", strength: float = 1.0):
+    def __init__(self, bundle, device="cpu"):
         import torch
 
         self.bundle = bundle
@@ -82,36 +83,18 @@ class SserdModel(EditModel):
         # crops must have the framing the bundle was trained on (the paper's 320 -> 256 is zoom 1.25)
         self.zoom = float(bundle.card.get("framing", {}).get("zoom", 1.0))
         self.device = torch.device(device)
-        self.strength = float(strength)
         self.encoder = bundle.encoder(self.device).eval()
-        self.celcl = bundle.celcl(self.device).eval()
         self.generator = bundle.generator(self.device).eval()
-        self.w_r = None
 
-    def set_target(self, target: Target) -> None:
-        import torch
-
-        if target.emotion is not None:
-            codes = self.bundle.mean_codes()
-            key = target.emotion.strip().lower()
-            if key not in codes:
-                have = ", ".join(sorted(codes)) or "none"
-                raise SserdError(f"model '{self.name}' has no mean code for '{key}' (it has: {have}); "
-                                 "use --ref with a reference image of that emotion instead")
-            code = codes[key].to(self.device, torch.float32)
-            self.w_r = code.reshape(1, *code.shape[-2:])
-        else:
-            codes = [self._encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
-            self.w_r = torch.cat(codes).float().mean(dim=0, keepdim=True)
+    @abstractmethod
+    def codes(self, w_s):
+        """The edited W+ codes of source codes ``w_s`` [B, n_latent, D]."""
 
     def edit(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
-        if self.w_r is None:
-            raise RuntimeError("set_target() must be called before edit()")
         with torch.inference_mode(), self._autocast():
-            w_s = self._encode(crops)
-            w = self.celcl.edit(w_s, self.w_r.expand(len(w_s), -1, -1).to(w_s.dtype), strength=self.strength)
+            w = self.codes(self._encode(crops))
             image = self.generator.synthesis(w, noise_mode="const")
             return _to_uint8(image)
 
@@ -131,6 +114,82 @@ class SserdModel(EditModel):
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
+
+
+class SserdModel(LatentModel):
+    """SSERD inference from a model bundle (section 3): the reference -> E -> w_r once (codes averaged
+    over the reference's frames), or the bundle's mean code of ``--emotion``; CELCL(w_s, w_r) -> w_e;
+    G(w_s + strength * w_e)."""
+
+    def __init__(self, bundle, device="cpu", strength: float = 1.0):
+        super().__init__(bundle, device)
+        self.strength = float(strength)
+        self.celcl = bundle.celcl(self.device).eval()
+        self.w_r = None
+
+    def set_target(self, target: Target) -> None:
+        import torch
+
+        if target.emotion is not None:
+            codes = self.bundle.mean_codes()
+            key = target.emotion.strip().lower()
+            if key not in codes:
+                have = ", ".join(sorted(codes)) or "none"
+                raise SserdError(f"model '{self.name}' has no mean code for '{key}' (it has: {have}); "
+                                 "use --ref with a reference image of that emotion instead")
+            code = codes[key].to(self.device, torch.float32)
+            self.w_r = code.reshape(1, *code.shape[-2:])
+        else:
+            codes = [self._encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
+            self.w_r = torch.cat(codes).float().mean(dim=0, keepdim=True)
+
+    def codes(self, w_s):
+        if self.w_r is None:
+            raise RuntimeError("set_target() must be called before edit()")
+        return self.celcl.edit(w_s, self.w_r.expand(len(w_s), -1, -1).to(w_s.dtype), strength=self.strength)
+
+
+class ReconstructionModel(LatentModel):
+    """G(E(x)) with no emotion code: what inversion alone does to a face (a benchmark baseline)."""
+
+    def set_target(self, target: Target) -> None:
+        self.target = target
+
+    def codes(self, w_s):
+        return w_s
+
+
+class DirectionModel(LatentModel):
+    """The pair-building edit used as an editor: w_s + beta * d_e with the bundle's SVM direction of the
+    target emotion (eq. 12; a benchmark baseline). It needs an emotion name; a neutral target keeps w_s."""
+
+    def __init__(self, bundle, device="cpu", beta: float | None = None):
+        super().__init__(bundle, device)
+        self.beta = float(beta if beta is not None else pairs_beta(bundle.card))
+        self.directions = bundle.directions()
+        self.direction = None
+
+    def set_target(self, target: Target) -> None:
+        if target.emotion is None:
+            raise SserdError("the direction edit needs an emotion name (--emotion), not a reference")
+        key = target.emotion.strip().lower()
+        if key != "neutral" and key not in self.directions:
+            raise SserdError(f"model '{self.name}' has no direction for '{key}'; rebuild it with 'sserd build-pairs'")
+        self.direction = None if key == "neutral" else self.directions[key].to(self.device)
+
+    def codes(self, w_s):
+        return w_s if self.direction is None else w_s + self.beta * self.direction.to(w_s.dtype)
+
+
+DEFAULT_BETA = 15.0  # build-pairs' default step along a direction
+
+
+def pairs_beta(card: dict) -> float:
+    """The beta ``sserd build-pairs`` used for a bundle (read from its recipe), else the default."""
+    for entry in reversed(card.get("recipe") or []):
+        if isinstance(entry, dict) and entry.get("stage") == "build-pairs":
+            return float(entry.get("config", {}).get("beta", DEFAULT_BETA))
+    return DEFAULT_BETA
 
 
 def _to_uint8(image) -> np.ndarray:
