@@ -1,4 +1,4 @@
-"""Speed and memory of `sserd edit` with the identity model (not a test: run it and read the numbers).
+"""Speed and memory of `sserd edit` (not a test: run it and read the numbers); the identity model by default.
 
 For a 640x360 and a 1280x720 clip: edit fps, and the ratio of the edit's time to a plain PyAV
 decode + encode of the same clip with the same encoder settings (the floor any editor pays). Runs
@@ -9,6 +9,7 @@ streaming pipeline's memory must not grow with the video's length.
 
     python benchmarks/edit_speed.py                  # a few minutes on 2 CPU cores
     python benchmarks/edit_speed.py --seconds 4 --skip-memory
+    python benchmarks/edit_speed.py --model sserd-synthetic   # the shipped bundle (encoder + CELCL + G)
 """
 
 from __future__ import annotations
@@ -72,12 +73,12 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> float:
     return time.perf_counter() - t0
 
 
-def sserd_edit(src: Path, dst: Path, crf: int, preset: str) -> tuple[float, int]:
+def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "identity") -> tuple[float, int, int]:
     from sserd_cli.media.encode import EncodeSettings
     from sserd_cli.pipeline.edit import EditOptions, edit_path
-    from sserd_cli.pipeline.models import IdentityModel, Target
+    from sserd_cli.pipeline.models import Target, load_model
 
-    model = IdentityModel()
+    model = load_model(model_name, "cpu")
     model.set_target(Target(emotion="happy"))
     t0 = time.perf_counter()
     report = edit_path(src, dst, model, EditOptions(encode=EncodeSettings(crf=crf, preset=preset)), overwrite=True)
@@ -96,15 +97,15 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_peak_rss(src: Path, dst: Path) -> dict:
+def child_peak_rss(src: Path, dst: Path, model_name: str) -> dict:
     """Run one edit in a fresh interpreter and return its peak RSS (MiB) and frame count."""
     code = (
         "import json, sys; sys.path.insert(0, %r)\n"
         "from edit_speed import peak_rss_mib, sserd_edit\n"
         "from pathlib import Path\n"
-        "t, n, e = sserd_edit(Path(%r), Path(%r), 18, 'medium')\n"
+        "t, n, e = sserd_edit(Path(%r), Path(%r), 18, 'medium', %r)\n"
         "print(json.dumps({'seconds': t, 'frames': n, 'edited': e, 'peak_rss_mib': peak_rss_mib()}))"
-    ) % (str(Path(__file__).parent), str(src), str(dst))
+    ) % (str(Path(__file__).parent), str(src), str(dst), model_name)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -116,18 +117,19 @@ def main() -> None:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per clip; the fastest counts")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--model", default="identity", help="identity, a bundle path or a shipped bundle's name")
     args = parser.parse_args()
     make = clip_maker()
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"speed (identity model, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
+        print(f"speed ({args.model} model, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
         for w, h in ((640, 360), (1280, 720)):
             src = make.write_clip(tmp / f"clip{w}.mp4", seconds=args.seconds, size=(w, h), fps=25)
             plain, edit, frames, edited = [], [], 0, 0
             for _ in range(args.repeats):
                 plain.append(timed(lambda: plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)))
                 result = {}
-                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset)))))
+                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model)))))
                 frames, edited = result["n"], result["e"]
             (pw, pc), (ew, ec) = min(plain), min(edit)
             print(f"  {w}x{h}: edit {frames / ew:6.1f} fps ({edited}/{frames} frames edited), "
@@ -138,7 +140,7 @@ def main() -> None:
         rows = {}
         for seconds in (10, 60):
             src = make.write_clip(tmp / f"long{seconds}.mp4", seconds=seconds, size=(640, 360), fps=25)
-            rows[seconds] = child_peak_rss(src, tmp / f"long{seconds}-out.mp4")
+            rows[seconds] = child_peak_rss(src, tmp / f"long{seconds}-out.mp4", args.model)
             r = rows[seconds]
             print(f"  {seconds:2d} s clip: {r['frames']} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
         growth = rows[60]["peak_rss_mib"] / rows[10]["peak_rss_mib"] - 1

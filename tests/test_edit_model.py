@@ -115,4 +115,7 @@ def test_baseline_editors_reconstruct_and_step_along_directions(assets):
     assert not np.array_equal(direction.edit(crops), recon.edit(crops))
     with pytest.raises(SserdError, match="needs an emotion name"):
         direction.set_target(Target(reference=crops))
-    assert DirectionModel(bundle, "cpu").beta == 15.0  # no build-pairs recipe in the card: the default step
+    assert DirectionModel(bundle, "cpu").betas == {}  # no build-pairs record in the card: the default step
+    direction = DirectionModel(bundle, "cpu")
+    direction.set_target(Target(emotion="sad"))
+    assert torch.allclose(direction.codes(w_s), expected)

@@ -95,6 +95,24 @@ def test_build_pairs_reports_accuracy_and_writes_pair_index(pipeline):
     assert set(bundle.mean_codes()) == {"neutral", "happy", "angry"}
 
 
+def test_build_pairs_auto_beta_steps_by_each_class_separation(pipeline, tmp_path):
+    tmp, data, _ = pipeline
+    out = tmp_path / "pairs-auto"
+    assert run(["build-pairs", str(data), "--model", str(tmp / "enc" / "bundle"), "-o", str(out), "--beta", "auto",
+                "--max-sources", "2", "--quiet", *CPU]) == 0
+    report = json.loads((out / "report.json").read_text())
+    bundle = load_bundle(out / "bundle")
+    betas = bundle.card["edit_betas"]
+    assert betas == report["beta"] and set(betas) == {"happy", "angry"}
+    for emotion, beta in betas.items():
+        assert beta == round(report["svm"][emotion]["separation"], 4) and beta > 0
+    rows = read_index(out)
+    latents = load_file(str(out / "latents.safetensors"))["codes"]
+    by_emotion = {r.emotion: latents[i] for i, r in enumerate(rows) if (r.clip, r.frame) == (rows[0].clip, rows[0].frame)}
+    d = bundle.directions()
+    assert torch.allclose(by_emotion["angry"] - by_emotion["neutral"], betas["angry"] * d["angry"], atol=1e-4)
+
+
 def test_train_sserd_exports_full_bundle(pipeline):
     tmp, _, codes = pipeline
     assert codes["sserd"] == 0

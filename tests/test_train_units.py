@@ -72,6 +72,24 @@ def test_svm_direction_recovers_a_planted_direction():
     assert fit.heldout_accuracy is not None and fit.heldout_accuracy > 0.8 and fit.heldout_source == "holdout"
     restricted = fit_direction(neutral, emotion, layers=[0, 1], seed=0).direction.numpy()
     assert np.all(restricted[2:] == 0) and float((restricted * planted).sum()) > 0.85
+    assert abs(fit.separation - 3.0) < 0.6  # the class means lie 3 apart along the planted direction
+
+
+def test_svm_direction_follows_the_real_difference_not_a_near_constant_dimension():
+    """More dimensions than codes: a dimension that barely varies but separates the classes perfectly must
+    not take over the direction (G hardly reacts to it); the wide shift the classes really differ by must."""
+    rng = np.random.default_rng(1)
+    n, n_latent, dim = 60, 8, 64
+    shift = np.zeros((n_latent, dim))
+    shift[0, :8] = 1.5  # a large, noisy difference
+    neutral = rng.normal(size=(n, n_latent, dim))
+    emotion = rng.normal(size=(n, n_latent, dim)) + shift
+    neutral[:, 7, 0], emotion[:, 7, 0] = 0.0, 1e-3  # near-constant, perfectly separating
+    fit = fit_direction(neutral, emotion, emotion="sad", seed=0, holdout=0)
+    d = fit.direction.numpy()
+    assert float((d * shift).sum() / np.linalg.norm(shift)) > 0.5  # the sample mean difference itself reaches ~0.7
+    assert abs(d[7, 0]) < 0.05
+    assert fit.separation > 2.0  # most of the 4.2 mean distance lies along it
 
 
 def test_layers_are_parsed_and_checked():

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from .console import err_console, make_progress, warn
+from ..errors import SserdError
 
 RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints")
 
@@ -67,8 +68,6 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
             config = config_cls(**explicit, run_dir=str(out))
         configs.validate(config)
         if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
-            from ..errors import SserdError
-
             raise SserdError(f"run directory {out} already exists: continue it with --resume or choose another -o")
         ctx.barrier()  # every rank has looked before rank 0 creates anything
         seed_everything(config.seed)
@@ -189,15 +188,29 @@ def train_encoder(
     _run_stage("encoder", "encoder.EncoderCoach", "EncoderTrainConfig", explicit, out, resume, quiet)
 
 
+def _parse_beta(text: str) -> float | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SserdError(f"--beta {text}: give a positive number or 'auto'") from None
+    if not value > 0:
+        raise SserdError(f"--beta {text}: give a positive number or 'auto'")
+    return value
+
+
 def build_pairs(
     data: Path = _DATA,
     model: str = typer.Option(..., "--model", "-m", help="Bundle with generator + encoder (from train-encoder).",
                               show_default=False),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for the paired set (must not exist).",
                              show_default=False),
-    beta: float = typer.Option(15.0, help="Edit strength beta of eq. 12."),
+    beta: str = typer.Option("15", help="Edit strength beta of eq. 12, or 'auto': per emotion, how far its codes "
+                             "lie from the neutral ones along the direction (for latent spaces unlike FFHQ's)."),
     layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
-    svm_c: float = typer.Option(1.0, "--svm-c", help="LinearSVC regularisation C."),
+    svm_c: float = typer.Option(0.001, "--svm-c", help="LinearSVC regularisation C (small: a wide margin, "
+                                "as W+ has more dimensions than there are codes)."),
     load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop, a further zoom (0: size, none)."),
     max_sources: int = typer.Option(0, "--max-sources", help="Cap on neutral source frames (0 = all)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per encoder batch."),
@@ -220,7 +233,10 @@ def build_pairs(
     from ..training.config import PairsConfig
     from ..training.pairs import build_pairs as run_build_pairs, parse_layers
 
-    config = PairsConfig(data=str(data), out=str(out), model=model, beta=beta, layers=parse_layers(layers), svm_c=svm_c,
+    step = _parse_beta(beta)
+    if svm_c <= 0:
+        raise SserdError(f"--svm-c {svm_c}: C must be positive")
+    config = PairsConfig(data=str(data), out=str(out), model=model, beta=step, layers=parse_layers(layers), svm_c=svm_c,
                          max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers,
                          load_size=load_size)
     with make_progress(quiet, unit="frames") as progress:
@@ -234,14 +250,14 @@ def build_pairs(
         report = run_build_pairs(config, progress=on_progress)
     if quiet:
         return
-    table = Table(title=f"edit directions (beta {beta:g})")
-    for column in ("emotion", "held-out acc.", "from", "train acc.", "mouth change", "rest change", "mouth/rest"):
+    table = Table(title=f"edit directions (beta {beta})")
+    for column in ("emotion", "held-out acc.", "from", "train acc.", "beta", "mouth change", "rest change", "mouth/rest"):
         table.add_column(column)
     for emotion, svm in report["svm"].items():
         mouth = report["mouth_change"][emotion]
         acc = "n/a" if svm["heldout_accuracy"] is None else f"{svm['heldout_accuracy']:.3f}"
-        table.add_row(emotion, acc, svm["heldout_from"], f"{svm['train_accuracy']:.3f}", f"{mouth['mouth']:.4f}",
-                      f"{mouth['rest']:.4f}", str(mouth["ratio"]))
+        table.add_row(emotion, acc, svm["heldout_from"], f"{svm['train_accuracy']:.3f}", f"{svm['beta']:.3g}",
+                      f"{mouth['mouth']:.4f}", f"{mouth['rest']:.4f}", str(mouth["ratio"]))
     err_console.print(table)
     err_console.print(f"{report['pairs']} images from {report['sources']} neutral sources in [bold]{report['out']}[/]; "
                       f"bundle [bold]{report['bundle']}[/]", highlight=False)

@@ -165,7 +165,7 @@ class DirectionModel(LatentModel):
 
     def __init__(self, bundle, device="cpu", beta: float | None = None):
         super().__init__(bundle, device)
-        self.beta = float(beta if beta is not None else pairs_beta(bundle.card))
+        self.betas = {e: float(beta) for e in bundle.directions()} if beta is not None else pairs_betas(bundle.card)
         self.directions = bundle.directions()
         self.direction = None
 
@@ -175,21 +175,26 @@ class DirectionModel(LatentModel):
         key = target.emotion.strip().lower()
         if key != "neutral" and key not in self.directions:
             raise SserdError(f"model '{self.name}' has no direction for '{key}'; rebuild it with 'sserd build-pairs'")
-        self.direction = None if key == "neutral" else self.directions[key].to(self.device)
+        self.direction = None if key == "neutral" else self.betas.get(key, DEFAULT_BETA) * self.directions[key].to(self.device)
 
     def codes(self, w_s):
-        return w_s if self.direction is None else w_s + self.beta * self.direction.to(w_s.dtype)
+        return w_s if self.direction is None else w_s + self.direction.to(w_s.dtype)
 
 
-DEFAULT_BETA = 15.0  # build-pairs' default step along a direction
+DEFAULT_BETA = 15.0  # build-pairs' default step along a direction (the paper's)
 
 
-def pairs_beta(card: dict) -> float:
-    """The beta ``sserd build-pairs`` used for a bundle (read from its recipe), else the default."""
+def pairs_betas(card: dict) -> dict[str, float]:
+    """The step per emotion ``sserd build-pairs`` used for a bundle: the card's ``edit_betas``, else the fixed
+    beta of its recipe, else the default (missing emotions fall back to the default too)."""
+    if isinstance(card.get("edit_betas"), dict):
+        return {str(k): float(v) for k, v in card["edit_betas"].items()}
     for entry in reversed(card.get("recipe") or []):
         if isinstance(entry, dict) and entry.get("stage") == "build-pairs":
-            return float(entry.get("config", {}).get("beta", DEFAULT_BETA))
-    return DEFAULT_BETA
+            beta = entry.get("config", {}).get("beta")
+            if isinstance(beta, (int, float)):
+                return {e: float(beta) for e in card.get("emotions", [])}
+    return {}
 
 
 def _to_uint8(image) -> np.ndarray:

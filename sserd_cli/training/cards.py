@@ -36,7 +36,7 @@ def base_card(name: str, generator: torch.nn.Module, stage: str, config: Any, ru
         },
         "metrics": dict(parent.get("metrics") or {}),
     }
-    for key in ("encoder", "celcl"):
+    for key in ("encoder", "celcl", "edit_betas"):  # edit_betas: build-pairs' steps, kept for the direction edit
         if key in parent:
             card[key] = parent[key]
     # How training crops were framed; `sserd edit` aligns faces with the same zoom before E.

@@ -101,9 +101,9 @@ class PairsConfig:
     data: str = ""
     out: str = ""
     model: str = ""
-    beta: float = 15.0
+    beta: Optional[float] = 15.0  # None: "auto", each direction's class separation
     layers: Optional[list] = None  # W+ layers a direction may move; None = all
-    svm_c: float = 1.0
+    svm_c: float = 0.001  # a wide margin: W+ has far more dimensions than there are codes
     holdout: float = 0.2  # fraction held out when the dataset has no test split for an emotion
     max_sources: int = 0  # 0 = every neutral training frame
     batch_size: int = 8

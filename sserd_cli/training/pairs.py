@@ -6,6 +6,7 @@
    L2-normalised normal of its boundary is the edit direction, pointing towards e.
    Accuracy is measured on held-out frames: the dataset's test split, or a stratified
    ``holdout`` fraction of the training frames when the test split lacks them.
+   beta is the paper's fixed step or, with ``auto``, each direction's class separation.
 3. Report how much each direction moves the mouth: G(w + beta d) - G(w) inside a mouth mask
    vs the rest of the face, on a few neutral codes (the paper wants directions that change
    the emotion and not the mouth shape; restrict ``layers`` if the mouth moves).
@@ -57,6 +58,7 @@ class DirectionFit:
     heldout_source: str  # "test split", "holdout" or "none (too few frames)"
     n_neutral: int
     n_emotion: int
+    separation: float = 0.0  # mean emotion code minus mean neutral code, projected on the direction
 
 
 def layer_mask(n_latent: int, layers: Optional[list]) -> np.ndarray:
@@ -110,21 +112,38 @@ def fit_direction(neutral_train: np.ndarray, emotion_train: np.ndarray, *, emoti
         source = "holdout"
     else:
         source = "none (too few frames)"
-    # Centring and scaling by the training codes' spread keeps LinearSVC well conditioned; the
-    # normal is mapped back to W+ units (w / scale) before normalising, so it is a W+ direction.
-    mean, scale = x.mean(0), x.std(0) + 1e-8
-    svm = LinearSVC(C=C, max_iter=20000, random_state=seed)
-    svm.fit((x - mean) / scale, y)
-    normal = svm.coef_[0] / scale
+    # The SVM works in W+ units (centred only): per-dimension scaling would divide the normal by each
+    # dimension's spread and so favour the near-constant dimensions, where G barely reacts. With far more
+    # dimensions than codes the classes separate along such noise directions too; a small C (a wide soft
+    # margin) keeps the normal on the directions the classes really differ in.
+    mean = x.mean(0)
+    svm = LinearSVC(C=C, max_iter=50000, random_state=seed)
+    svm.fit(x - mean, y)
+    normal = svm.coef_[0]
     norm = np.linalg.norm(normal)
     if not np.isfinite(norm) or norm == 0:
         raise SserdError(f"the SVM for {emotion} found no boundary: are its codes identical to the neutral ones?")
     direction = np.zeros((n_latent, dim))
     direction[mask] = (normal / norm).reshape(int(mask.sum()), dim)
-    train_acc = float(svm.score((x - mean) / scale, y))
-    test_acc = float(svm.score((x_test - mean) / scale, y_test)) if x_test is not None else None
+    train_acc = float(svm.score(x - mean, y))
+    test_acc = float(svm.score(x_test - mean, y_test)) if x_test is not None else None
+    # how far apart the two classes' mean codes lie along the direction: the natural step from neutral to e
+    along = (x - mean) @ (normal / norm)
+    separation = float(along[y == 1].mean() - along[y == 0].mean())
     return DirectionFit(emotion, torch.from_numpy(direction).float(), train_acc, test_acc, source,
-                        int(len(neutral_train)), int(len(emotion_train)))
+                        int(len(neutral_train)), int(len(emotion_train)), separation)
+
+
+def edit_beta(beta: Optional[float], fit: DirectionFit) -> float:
+    """The step along a direction: ``beta`` when given (the paper's 15 suits FFHQ StyleGAN2's 18 x 512 W+),
+    else ("auto") the class separation along it, which moves a neutral code as far as the emotion's codes
+    lie from the neutral ones in this model's latent space."""
+    if beta is not None:
+        return float(beta)
+    if fit.separation <= 0:
+        raise SserdError(f"the {fit.emotion} codes do not lie beyond the neutral ones along the SVM direction: "
+                         "pass a fixed --beta")
+    return round(fit.separation, 4)
 
 
 def mouth_mask(size: int, zoom: float) -> np.ndarray:
@@ -196,8 +215,8 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     if not targets:
         raise SserdError(f"dataset {config.data} has no emotion besides neutral with at least 2 training frames: "
                          "nothing to fit a direction for")
-    if config.beta <= 0:
-        raise SserdError("--beta must be positive")
+    if config.beta is not None and config.beta <= 0:
+        raise SserdError("--beta must be positive (or 'auto')")
     layers = config.layers
     layer_mask(G.n_latent, layers)  # validate before any work
 
@@ -213,6 +232,7 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
         if progress:
             progress("svm", k + 1, len(targets))
     directions = {e: f.direction for e, f in fits.items()}
+    betas = {e: edit_beta(config.beta, f) for e, f in fits.items()}
     mean_codes = {e: codes[by(e, "train")].mean(0) if len(by(e, "train")) else codes[by(e, "test")].mean(0)
                   for e in emotions_present}
 
@@ -223,13 +243,13 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     probe = torch.from_numpy(codes_np[neutral_idx[: config.mouth_probe]]).to(device)
     zoom = framing_zoom(config.data, size, load_size)
     mask = mouth_mask(size, zoom)
-    mouth = {e: mouth_change(G, probe, d.to(device), config.beta, mask) for e, d in directions.items()}
+    mouth = {e: mouth_change(G, probe, d.to(device), betas[e], mask) for e, d in directions.items()}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        rows, latents = _synthesise(G, codes, frames, neutral_idx, directions, config, tmp, device, progress)
-        meta = {"size": size, "source": "build-pairs", "pairs": True, "beta": config.beta, "layers": layers,
+        rows, latents = _synthesise(G, codes, frames, neutral_idx, directions, betas, tmp, device, progress)
+        meta = {"size": size, "source": "build-pairs", "pairs": True, "beta": betas, "layers": layers,
                 "from_dataset": str(Path(config.data).resolve()), "from_model": str(bundle.path),
                 "emotions": ["neutral", *directions],
                 # G renders are already in the training framing: loading them with load_size = size adds no zoom
@@ -239,14 +259,16 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
                   metadata={"rows": "index.csv order", "shape": "[rows, n_latent, style_dim]"})
         report = {
             "svm": {e: {"heldout_accuracy": f.heldout_accuracy, "heldout_from": f.heldout_source,
-                        "train_accuracy": f.train_accuracy, "neutral_frames": f.n_neutral, "emotion_frames": f.n_emotion}
+                        "train_accuracy": f.train_accuracy, "neutral_frames": f.n_neutral, "emotion_frames": f.n_emotion,
+                        "separation": f.separation, "beta": betas[e]}
                     for e, f in fits.items()},
-            "mouth_change": mouth, "beta": config.beta, "layers": layers, "sources": int(len(neutral_idx)),
+            "mouth_change": mouth, "beta": betas, "layers": layers, "sources": int(len(neutral_idx)),
             "pairs": len(rows), "frames_encoded": len(frames), "mouth_mask": "ellipse around the canonical mouth corners",
         }
         card = base_card(name=f"{bundle.name}-pairs", generator=G, stage="build-pairs", config=config,
                          run_info={"svm": report["svm"], "mouth_change": mouth}, parent=bundle.card)
         card["metrics"]["svm_heldout_accuracy"] = {e: f.heldout_accuracy for e, f in fits.items()}
+        card["edit_betas"] = betas  # the step along each direction the pairs were built with
         save_bundle(tmp / "bundle", card, generator=G, encoder=E, latent_avg=bundle.latent_avg(),
                     discriminator=bundle.discriminator(device) if bundle.has("discriminator") else None,
                     directions=directions, mean_codes=mean_codes)
@@ -271,7 +293,7 @@ def _bundle_size(model: str) -> int:
 
 
 @torch.no_grad()
-def _synthesise(G, codes, frames, neutral_idx, directions, config, folder: Path, device, progress):
+def _synthesise(G, codes, frames, neutral_idx, directions, betas, folder: Path, device, progress):
     """Render I_s = G(w_s) and I_t = G(w_s + beta d_e) for every source; rows + latents in index order."""
     image_dir = folder / "images"
     image_dir.mkdir()
@@ -281,7 +303,7 @@ def _synthesise(G, codes, frames, neutral_idx, directions, config, folder: Path,
     for k, i in enumerate(neutral_idx):
         src = frames.rows[int(i)]
         w_s = codes[int(i)].to(device)
-        batch = torch.stack([w_s] + [w_s + config.beta * directions[e].to(device) for e in names[1:]])
+        batch = torch.stack([w_s] + [w_s + betas[e] * directions[e].to(device) for e in names[1:]])
         images = to_uint8(G.synthesis(batch, noise_mode="const"))
         stem = f"{_safe_name(src.speaker)}_{_safe_name(src.clip)}_{src.frame:06d}"
         for emotion, image, code in zip(names, images, batch):
