@@ -53,6 +53,7 @@ def pack(run: Path, benchmark: Path | None, out: Path) -> Path:
         card.setdefault("metrics", {})["synthetic_benchmark"] = {"config": result["config"],
                                                                  "summary": result["summary"]}
     save_bundle(out, card, generator=bundle.generator(), encoder=bundle.encoder(), celcl=bundle.celcl(),
+                discriminator=bundle.discriminator() if bundle.has("discriminator") else None,  # for fine-tuning
                 directions=bundle.directions(), mean_codes=bundle.mean_codes(), latent_avg=bundle.latent_avg(),
                 half=True, overwrite=True)
     return out

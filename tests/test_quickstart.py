@@ -78,3 +78,19 @@ def test_the_face_changes_and_the_background_does_not(edited):
         background_diff.append(diff[outside].mean())
     assert np.mean(face_diff) > 4.0, "the model did not change the face"
     assert max(background_diff) < 1.0, "pixels far from the face changed beyond codec noise"
+
+
+def test_default_bundle_on_a_real_face_runs_keeps_the_frame_and_warns_once(tmp_path, capfd):
+    """The default model only knows synthetic faces: on the astronaut it must still run through, change only
+    the face and say once how to get a model for real faces."""
+    src = ROOT / "examples" / "astronaut_talking.mp4"
+    out = tmp_path / "astronaut.mp4"
+    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "-o", str(out), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("trained only on synthetic faces") == 1 and "import-stylegan" in err
+    source, _ = decode(src)
+    frames, _ = decode(out)
+    assert len(frames) == 10
+    for (_, a), (_, b) in zip(source, frames):
+        diff = np.abs(a.astype(np.int16) - b).mean(axis=-1)
+        assert diff[:, :120].mean() < 1.0 and diff[:, -120:].mean() < 1.0  # the sides of the frame: no face there
