@@ -131,8 +131,17 @@ def test_hybrid_sampler_picks_valid_references(tmp_path):
     one_clip = make_dataset(tmp_path / "one", clips=1, frames=2)
     rows = [dataclasses.replace(r, clip="s0_all") if r.speaker == "s0" else r for r in read_index(one_clip)]
     write_index(one_clip, rows, {"size": 40})
-    with pytest.raises(SserdError, match="speaker s0 has only one training clip.*r1"):
-        HybridSampler(FrameSet(one_clip, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)
+    real = FrameSet(one_clip, 32, 40, workers=0)
+    sampler = HybridSampler(real, None, "unpaired", 0.5, seed=0)
+    assert sampler.single_clip_speakers == ["s0"]  # no r1 for it: never a source, still an r2 for s1
+    items = [item for it in range(5) for item in sampler.batch(it, 4)]
+    assert {real.rows[i.source].speaker for i in items} == {"s1"}
+    assert {real.rows[i.r2].speaker for i in items} == {"s0"}
+    only_lonely = make_dataset(tmp_path / "lonely", clips=1, frames=2)
+    write_index(only_lonely, [dataclasses.replace(r, clip=f"{r.speaker}_all") for r in read_index(only_lonely)],
+                {"size": 40})
+    with pytest.raises(SserdError, match="no speaker has two clips"):
+        HybridSampler(FrameSet(only_lonely, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)
     one_speaker = make_dataset(tmp_path / "spk", speakers=1)
     with pytest.raises(SserdError, match="r2"):
         HybridSampler(FrameSet(one_speaker, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)

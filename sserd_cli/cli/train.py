@@ -76,6 +76,11 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
         perceptual = coach.run_info.get("perceptual")
         if perceptual and perceptual.get("fallback") and ctx.is_main:
             warn(perceptual["description"])
+        lonely = coach.run_info.get("data", {}).get("single_clip_speakers") if isinstance(coach.run_info.get("data"), dict) else None
+        if lonely and ctx.is_main:
+            warn(f"{len(lonely)} speaker(s) have one training clip ({', '.join(lonely[:3])}{', ...' if len(lonely) > 3 else ''}): "
+                 "with no same-speaker reference from another clip their frames are not used as sources, only as "
+                 "other speakers' references")
         if not resume:
             run = RunDir.create(out, stage, dataclasses.asdict(config), ctx)
         run.update_config(run_info=coach.run_info, world_size=ctx.world_size, config=dataclasses.asdict(config))

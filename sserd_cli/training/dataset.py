@@ -151,10 +151,9 @@ class HybridSampler:
         clips_per_speaker = defaultdict(set)
         for r in real.rows:
             clips_per_speaker[r.speaker].add(r.clip)
-        lonely = sorted(s for s, clips in clips_per_speaker.items() if len(clips) < 2)
-        if lonely:
-            raise SserdError(f"dataset {real.root}: speaker {lonely[0]} has only one training clip, so the same-speaker "
-                             "reference r1 (another clip) is impossible: add clips of that speaker or drop it from the index")
+        # a speaker with one clip has no same-speaker reference r1 from another clip: its frames cannot be
+        # sources (they still serve as other speakers' r2); callers report these speakers
+        self.single_clip_speakers = sorted(s for s, clips in clips_per_speaker.items() if len(clips) < 2)
         self._r1: dict[tuple[str, str, str], list[int]] = {}
         self._r2: dict[tuple[str, str], list[int]] = {}
         self._clips_of = {key: {real.rows[i].clip for i in idx} for key, idx in real.by_speaker_emotion.items()}

@@ -91,7 +91,8 @@ class SSERDCoach(Coach):
         self.run_info.update({"perceptual": perceptual_info, "discriminator": d_origin, "data_mode": c.data_mode,
                               "contrastive": c.contrastive,
                               "data": {"real_frames": len(self.real), "pair_groups": len(self.sampler.groups),
-                                       "speakers": self.real.speakers}})
+                                       "speakers": self.real.speakers,
+                                       "single_clip_speakers": self.sampler.single_clip_speakers}})
 
     def modules(self):
         return {"celcl": self.celcl, "discriminator": self.D}
