@@ -26,8 +26,10 @@ def quick_start_commands() -> list[str]:
 
 
 def decode(path: Path):
+    """[(pts, RGB frame)] and the seconds of audio the file carries."""
     with av.open(str(path)) as c:
         frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
         audio = c.streams.audio[0] if c.streams.audio else None
         seconds = float(sum(p.duration for p in c.demux(audio) if p.size) * audio.time_base) if audio else 0.0
     return frames, seconds
@@ -76,8 +78,10 @@ def test_the_face_changes_and_the_background_does_not(edited):
         outside[max(0, y0 - h):y1 + h, max(0, x0 - h):x1 + h] = False  # well clear of the feathered mask
         face_diff.append(diff[inner].mean())
         background_diff.append(diff[outside].mean())
-    assert np.mean(face_diff) > 4.0, "the model did not change the face"
-    assert max(background_diff) < 1.0, "pixels far from the face changed beyond codec noise"
+    # measured: face 22 with the default bundle (2.3 with --model identity, the codec's share alone);
+    # background 1.4 either way: the re-encode of an already lossy clip
+    assert np.mean(face_diff) > 8.0, "the model did not change the face"
+    assert max(background_diff) < 2.0, "pixels far from the face changed beyond codec noise"
 
 
 def test_default_bundle_on_a_real_face_runs_keeps_the_frame_and_warns_once(tmp_path, capfd):
@@ -93,4 +97,4 @@ def test_default_bundle_on_a_real_face_runs_keeps_the_frame_and_warns_once(tmp_p
     assert len(frames) == 10
     for (_, a), (_, b) in zip(source, frames):
         diff = np.abs(a.astype(np.int16) - b).mean(axis=-1)
-        assert diff[:, :120].mean() < 1.0 and diff[:, -120:].mean() < 1.0  # the sides of the frame: no face there
+        assert diff[:, :120].mean() < 2.0 and diff[:, -120:].mean() < 2.0  # the sides of the frame: no face there
