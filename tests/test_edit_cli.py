@@ -246,14 +246,14 @@ def test_ctrl_c_through_the_cli_exits_130(media, tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_default_model_missing_says_what_to_do(media, tmp_path, capsys):
-    from sserd_cli.resources import bundled_models_dir
+def test_default_model_missing_says_what_to_do(media, tmp_path, capsys, monkeypatch):
+    import sserd_cli.resources
 
-    if (bundled_models_dir() / "sserd-synthetic").is_dir():
-        pytest.skip("the default model is bundled in this checkout")
+    monkeypatch.setattr(sserd_cli.resources, "bundled_models_dir", lambda: tmp_path / "no-models")  # a broken install
     code = run(["edit", str(media["clip"]), "--emotion", "happy", "-o", str(tmp_path / "o.mp4")])
     line = one_error_line(capsys.readouterr().err)
-    assert code == 2 and "no model is bundled yet" in line and "--model identity" in line
+    assert code == 2 and "'sserd-synthetic' is missing" in line and "--model identity" in line
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_real_sigint_mid_run_removes_the_partial_output(tmp_path):

@@ -232,8 +232,9 @@ def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None
     from ..runtime import select_device
 
     if name == DEFAULT_MODEL and not (bundled_models_dir() / name).is_dir():
-        raise SserdError(f"no model is bundled yet ('{DEFAULT_MODEL}' is missing): pass --model identity "
-                         "or --model PATH/TO/BUNDLE")
+        raise SserdError(f"the default model '{DEFAULT_MODEL}' is missing from this install "
+                         f"({bundled_models_dir() / name}): reinstall sserd, or pass --model identity or "
+                         "--model PATH/TO/BUNDLE")
     try:
         from ..bundles import load_bundle
     except ImportError as exc:  # the bundles module is part of the package; a broken install lands here
