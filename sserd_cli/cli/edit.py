@@ -19,7 +19,9 @@ Examples:
 
   sserd edit takes/*.mov --emotion sad -o edited/          (batch: one output per source)
 
-  sserd edit examples/astronaut_talking.mp4 --emotion happy --model identity -o out.mp4
+  sserd edit examples/clips/speaker_a.mp4 --ref examples/refs/angry.png -o out.mp4   (the bundled example)
+
+  sserd edit examples/astronaut_talking.mp4 --emotion happy --model identity -o out.mp4   (no face change)
 """
 
 
