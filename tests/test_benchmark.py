@@ -69,7 +69,7 @@ def test_held_out_identities_are_out_of_reach_of_synth_seeds():
     (["eval", "synthetic"], "nothing to score"),
     (["eval", "synthetic", "x.mp4"], "needs --clip"),
     (["eval", "synthetic", "x.mp4", "--model", "m"], "not both"),
-    (["eval", "synthetic", "--model", "m", "--speakers", "0"], "--speakers 0"),
+    (["eval", "synthetic", "--model", "m", "--speakers", "1"], "--speakers 1"),
     (["eval", "synthetic", "--model", "m", "--sheet", "s.jpg"], "give a .png"),
 ])
 def test_bad_benchmark_arguments_are_one_line_errors(args, message, capsys):
@@ -84,5 +84,5 @@ def test_a_bundle_without_celcl_is_named(bench, tmp_path, capsys):
     b = load_bundle(bench["bundle"])
     save_bundle(tmp_path / "gen-enc", {"name": "gen-enc"}, generator=b.generator(), encoder=b.encoder(),
                 latent_avg=b.latent_avg())
-    assert run(["eval", "synthetic", "--model", str(tmp_path / "gen-enc"), "--speakers", "1"]) == 2
+    assert run(["eval", "synthetic", "--model", str(tmp_path / "gen-enc"), "--speakers", "2"]) == 2
     assert "celcl" in capsys.readouterr().err

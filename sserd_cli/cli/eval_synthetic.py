@@ -42,7 +42,7 @@ def synthetic(
     intensity: Optional[float] = typer.Option(None, "--intensity", help="Target intensity 0..1 (default: the clip's)."),
     baselines: bool = typer.Option(False, "--baselines", help="Add rows for 'no edit' (the source itself) and "
                                    "'true answer' (the rendered ground truth: the ceiling)."),
-    speakers: int = typer.Option(4, "--speakers", help="Benchmark mode: held-out identities (one clip each)."),
+    speakers: int = typer.Option(4, "--speakers", help="Benchmark mode: held-out identities, one clip each (2..100)."),
     duration: float = typer.Option(1.0, "--duration", help="Benchmark mode: seconds per held-out clip."),
     set_dir: Optional[Path] = typer.Option(None, "--set", help="Benchmark mode: folder for the held-out clips "
                                            "(kept and reused; default: a temporary folder)."),
@@ -129,7 +129,7 @@ def _score_clips(edited, clip, emotion, label, intensity, baselines, oracle, cro
             "legend": LEGEND}
 
 
-def _metric_table(title: str, labels: list[str], cases: list[str], rows: list[dict]):
+def _metric_table(title: str, labels: list[str], counts: list[str], rows: list[dict], counted: str = "frames"):
     """One column per method, one row per metric: fits a terminal for the usual handful of methods."""
     from rich.table import Table
 
@@ -137,7 +137,7 @@ def _metric_table(title: str, labels: list[str], cases: list[str], rows: list[di
     table.add_column("metric")
     for name in labels:
         table.add_column(name, justify="right", overflow="fold")
-    table.add_row("frames" if not title.startswith("benchmark") else "cases", *cases)
+    table.add_row(counted, *counts)
     for key, head, fmt in COLUMNS:
         table.add_row(head, *[_fmt(fmt, d.get(key)) for d in rows])
     return table
@@ -161,8 +161,8 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
     from ..pipeline.models import DirectionModel, ReconstructionModel, SserdModel
     from ..runtime import select_device
 
-    if not 1 <= speakers <= 100:
-        raise SserdError(f"--speakers {speakers}: use 1..100 (2 or more for cross-identity references)")
+    if not 2 <= speakers <= 100:
+        raise SserdError(f"--speakers {speakers}: use 2..100 (a cross-identity reference needs another speaker)")
     if not 0.2 <= duration <= 60:
         raise SserdError(f"--duration {duration}: use 0.2..60 seconds")
     if sheet is not None and sheet.suffix.lower() != ".png":
@@ -198,7 +198,7 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
         who = "same identity" if kind == "intra" else "another identity"
         tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {len(config.emotions)} targets, "
                                     f"reference of {who} ({kind})", list(rows),
-                                    [str(r["cases"]) for r in rows.values()], list(rows.values())))
+                                    [str(r["cases"]) for r in rows.values()], list(rows.values()), "cases"))
     data = {"config": dataclasses.asdict(config), "oracle": str(evaluator.oracle.path),
             "models": {m.label: str(m.model.bundle.path) for m in methods[len(methods) - len(bundles):]},
             "summary": _clean(summary),
