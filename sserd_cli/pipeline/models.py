@@ -7,6 +7,8 @@
   once (codes averaged over the reference's frames), or the bundle's mean code of ``--emotion``;
   CELCL -> w_e; G(w_s + strength * w_e) at the bundle's resolution. Batched, on the chosen device,
   fp16 autocast on CUDA.
+- :class:`ReconstructionModel` (G(E(x))) and :class:`DirectionModel` (w_s + beta * d_e): the baselines
+  of ``sserd eval synthetic --model``, through the same crop -> model -> paste-back path.
 """
 
 from __future__ import annotations
