@@ -71,6 +71,7 @@ def test_held_out_identities_are_out_of_reach_of_synth_seeds():
     (["eval", "synthetic", "x.mp4", "--model", "m"], "not both"),
     (["eval", "synthetic", "--model", "m", "--speakers", "1"], "--speakers 1"),
     (["eval", "synthetic", "--model", "m", "--sheet", "s.jpg"], "give a .png"),
+    (["eval", "synthetic", "--model", "m", "--json-out", "/no/such/folder/r.json"], "does not exist"),
 ])
 def test_bad_benchmark_arguments_are_one_line_errors(args, message, capsys):
     assert run(args) == 2

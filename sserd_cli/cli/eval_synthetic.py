@@ -68,6 +68,11 @@ def synthetic(
 
     if not 32 <= crop_size <= 1024:
         raise SserdError(f"--crop-size {crop_size} is impossible: use 32..1024")
+    from ..media.atomic import check_output
+
+    for report in (json_out, sheet):  # reports are replaced when they exist; a bad folder fails before any work
+        if report is not None:
+            check_output(report, overwrite=True)
     if model:
         if edited:
             raise SserdError("give either edited clips (with --clip and --emotion) or --model bundles, not both")
