@@ -28,6 +28,7 @@ from ..data.synth.truth import align_crop, read_video_frames
 from ..data.synth.video import ClipSpec, plan_clip, render_plan, write_clip
 from ..emotions import EMOTIONS
 from ..faces.align import warp_to_crop
+from ..pipeline.edit import FrameItem
 from ..pipeline.faces import FaceFollower, FaceSettings, crop_and_paste
 from ..pipeline.models import EditModel, Target
 from .synthetic import METRIC_NAMES, EditCase, SyntheticEvaluator, SyntheticScores
@@ -121,11 +122,36 @@ def reference_frame(config: BenchmarkConfig, speaker_index: int, emotion: str) -
     return frames[len(frames) // 2].image
 
 
-class _Item:
-    """The pipeline's view of a frame (index, upright pixels, alignment, edited pixels)."""
+class _Faces:
+    """Face work every method shares, done once: a follower per crop framing, a track per (clip, framing)
+    and an aligned crop per (reference, framing)."""
 
-    def __init__(self, index: int, rgb: np.ndarray):
-        self.index, self.rgb, self.m, self.edited = index, rgb, None, None
+    def __init__(self, settings: FaceSettings):
+        self.settings = settings
+        self.followers: dict[tuple, FaceFollower] = {}
+        self.tracks: dict[tuple, list] = {}
+        self.crops: dict[tuple, np.ndarray | None] = {}
+
+    def follower(self, size: int, zoom: float) -> FaceFollower:
+        if (size, zoom) not in self.followers:
+            self.followers[(size, zoom)] = FaceFollower(self.settings, size, zoom)
+        return self.followers[(size, zoom)]
+
+    def track(self, clip: int, frames: np.ndarray, size: int, zoom: float) -> list:
+        """The smoothed frame -> crop alignment of every frame (None: no face), as ``sserd edit`` finds it."""
+        key = (clip, size, zoom)
+        if key not in self.tracks:
+            items = (FrameItem(i, None, f) for i, f in enumerate(frames))
+            self.tracks[key] = [item.m for item in self.follower(size, zoom).follow(items)]
+        return self.tracks[key]
+
+    def reference_crop(self, reference: tuple, image: np.ndarray, size: int, zoom: float) -> np.ndarray | None:
+        """The aligned crop of a reference still (None: no face found); ``reference`` names the still."""
+        key = (reference, size, zoom)
+        if key not in self.crops:
+            m = self.follower(size, zoom).align_still(image)
+            self.crops[key] = None if m is None else warp_to_crop(image, m, size)
+        return self.crops[key]
 
 
 def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: Path,
@@ -137,23 +163,30 @@ def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: 
     clips = render_heldout_set(folder, config, say)
     scores: dict[str, list[SyntheticScores]] = {kind: [] for kind in REF_KINDS}
     sheet: list[dict] = []
-    followers: dict[tuple, FaceFollower] = {}
+    shared_faces = _Faces(faces)
+    stills: dict[tuple[int, str], np.ndarray] = {}  # (speaker, emotion) -> reference frame
+
+    def still(speaker: int, emotion: str) -> np.ndarray:
+        if (speaker, emotion) not in stills:
+            stills[(speaker, emotion)] = reference_frame(config, speaker, emotion)
+        return stills[(speaker, emotion)]
+
     for c, clip in enumerate(clips):
         frames = read_video_frames(clip)
         align = evaluator.truth(clip).arrays["align_landmarks"]
         mid = len(frames) // 2
-        tracks: dict[tuple, list[np.ndarray | None]] = {}
         for emotion in config.emotions:
             say(f"{clip.name} -> {emotion}")
-            refs = {"intra": reference_frame(config, c, emotion),
-                    "cross": reference_frame(config, (c + 1) % len(clips), emotion)}
+            # clip c's cross reference is clip c+1's intra one: each still is rendered once
+            refs = {"intra": (c, emotion), "cross": ((c + 1) % len(clips), emotion)}
             shared: dict[str, np.ndarray] = {}  # outputs of methods that ignore the reference
             for method in methods:
                 for kind in REF_KINDS:
                     if method.label in shared:
                         edited = shared[method.label]
                     else:
-                        edited = _edit_clip(method, frames, emotion, refs[kind], tracks, followers, faces, batch_size)
+                        ref = refs[kind]
+                        edited = _edit_clip(method, c, frames, emotion, ref, still(*ref), shared_faces, batch_size)
                         if method.reference_free or method.by_emotion:
                             shared[method.label] = edited
                     scores[kind].append(evaluator.evaluate(EditCase(clip, emotion, edited, method.label)))
@@ -162,11 +195,14 @@ def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: 
                                       "crop": align_crop(edited[mid], align[mid], SHEET_TILE)})
             if c == sheet_clip:
                 answer, _ = evaluator.true_answer(clip, emotion, None)
-                m = FaceFollower(faces, SHEET_TILE).align_still(refs["cross"])
-                ref_crop = warp_to_crop(refs["cross"], m, SHEET_TILE) if m is not None else np.zeros_like(answer[0])
+                ref_crop = shared_faces.reference_crop(refs["cross"], still(*refs["cross"]), SHEET_TILE, 1.0)
                 sheet += [{"emotion": emotion, "label": "true answer", "crop": _resize(answer[mid], SHEET_TILE)},
                           {"emotion": emotion, "label": "source", "crop": align_crop(frames[mid], align[mid], SHEET_TILE)},
-                          {"emotion": emotion, "label": "reference", "crop": _resize(ref_crop, SHEET_TILE)}]
+                          {"emotion": emotion, "label": "reference",
+                           "crop": _resize(ref_crop if ref_crop is not None else np.zeros_like(answer[0]), SHEET_TILE)}]
+        if c > 0:  # speaker 0's stills are the last clip's cross references; the others are done with
+            for key in [k for k in stills if k[0] == c]:
+                del stills[key]
     return BenchmarkResult(config, scores, sheet)
 
 
@@ -176,27 +212,22 @@ def _resize(crop: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA) if crop.shape[0] != size else crop
 
 
-def _edit_clip(method: Method, frames: np.ndarray, emotion: str, reference: np.ndarray, tracks: dict,
-               followers: dict, faces: FaceSettings, batch_size: int) -> np.ndarray:
-    """The frames of one edit, made exactly as ``sserd edit`` makes them (minus the encoder)."""
+def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, reference: tuple, image: np.ndarray,
+               faces: _Faces, batch_size: int) -> np.ndarray:
+    """The frames of one edit, made exactly as ``sserd edit`` makes them (minus the encoder); ``reference``
+    names the reference still ``image``."""
     model = method.model
     if model is None:
         return frames
-    key = (model.resolution, model.zoom)
-    if key not in followers:
-        followers[key] = FaceFollower(faces, model.resolution, model.zoom)
-    follower = followers[key]
-    if key not in tracks:
-        tracks[key] = [item.m for item in follower.follow(_Item(i, f) for i, f in enumerate(frames))]
     if method.by_emotion or method.reference_free:
         model.set_target(Target(emotion=emotion))
     else:
-        m = follower.align_still(reference)
-        if m is None:
+        crop = faces.reference_crop(reference, image, model.resolution, model.zoom)
+        if crop is None:
             raise RuntimeError("no face found in a rendered reference frame")  # the renderer is built for dlib
-        model.set_target(Target(reference=warp_to_crop(reference, m, model.resolution)[None]))
-    items = [_Item(i, f) for i, f in enumerate(frames)]
-    for item, m in zip(items, tracks[key]):
+        model.set_target(Target(reference=crop[None]))
+    items = [FrameItem(i, None, f) for i, f in enumerate(frames)]
+    for item, m in zip(items, faces.track(clip, frames, model.resolution, model.zoom)):
         item.m = m
     for start in range(0, len(items), batch_size):
         crop_and_paste(items[start:start + batch_size], model)
