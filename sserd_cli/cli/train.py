@@ -76,7 +76,7 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
         perceptual = coach.run_info.get("perceptual")
         if perceptual and perceptual.get("fallback") and ctx.is_main:
             warn(perceptual["description"])
-        lonely = coach.run_info.get("data", {}).get("single_clip_speakers") if isinstance(coach.run_info.get("data"), dict) else None
+        lonely = (coach.run_info.get("data") or {}).get("single_clip_speakers")  # the sserd stage records them
         if lonely and ctx.is_main:
             warn(f"{len(lonely)} speaker(s) have one training clip ({', '.join(lonely[:3])}{', ...' if len(lonely) > 3 else ''}): "
                  "with no same-speaker reference from another clip their frames are not used as sources, only as "
@@ -199,8 +199,8 @@ def _parse_beta(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise SserdError(f"--beta {text}: give a positive number or 'auto'") from None
-    if not value > 0:
+        value = float("nan")
+    if not value > 0:  # NaN too
         raise SserdError(f"--beta {text}: give a positive number or 'auto'")
     return value
 
