@@ -207,3 +207,28 @@ def test_bad_input_gives_one_clear_line(pipeline, tmp_path, capsys):
                 "not a model bundle")
     for name in ("r0", "r2", "r3", "r4", "r6"):
         assert not (tmp_path / name).exists()
+
+
+def test_time_limit_checkpoints_exports_and_resumes_bit_exact(pipeline, tmp_path):
+    _, data, _ = pipeline
+    args = [str(data), "--checkpoint-every", "100", "--sample-every", "100", "--log-every", "1", *TINY_GAN]
+    assert run(["train-stylegan", "-o", str(tmp_path / "straight"), "--iterations", "3", *args]) == 0
+    # a limit already spent after the first step: it stops there, as if --iterations had been 1
+    assert run(["train-stylegan", "-o", str(tmp_path / "limited"), "--iterations", "3", "--time-limit", "1e-6", *args]) == 0
+    summary = json.loads((tmp_path / "limited" / "summary.json").read_text())
+    assert summary["iterations"] == 1
+    assert summary["stopped"] == {"reason": "time limit", "time_limit_min": 1e-6, "target_iterations": 3}
+    assert load_bundle(tmp_path / "limited" / "bundle").has("generator")
+    assert "time limit" in (tmp_path / "limited" / "train.log").read_text()
+    # the limit holds for one invocation: a plain --resume runs on to --iterations
+    assert run(["train-stylegan", "-o", str(tmp_path / "limited"), "--resume", *args]) == 0
+    assert "stopped" not in json.loads((tmp_path / "limited" / "summary.json").read_text())
+    _assert_same_checkpoints(_checkpoint_tensors(tmp_path / "straight", 3), _checkpoint_tensors(tmp_path / "limited", 3))
+
+
+def test_negative_time_limit_is_one_clear_line(pipeline, tmp_path, capsys):
+    _, data, _ = pipeline
+    assert run(["train-stylegan", str(data), "-o", str(tmp_path / "gan"), "--time-limit", "-1", *TINY_GAN]) != 0
+    err = capsys.readouterr().err
+    assert "--time-limit must be >= 0" in err and "Traceback" not in err
+    assert not (tmp_path / "gan").exists()

@@ -3,7 +3,7 @@
 Thin wrappers: typed options -> a stage config (sserd_cli.training.config) -> the stage's
 coach. Options left unset take the stage's defaults (the paper's numbers). With
 ``--resume`` the run's saved config is used; only the schedule options given on the command
-line (--iterations, --checkpoint-every, --sample-every, --workers, --device) change it.
+line (--iterations, --checkpoint-every, --sample-every, --workers, --device, --time-limit) change it.
 Multi-GPU / multi-process: start the same command with ``torchrun --nproc-per-node N
 $(which sserd) ...``; each rank reads its shard of every batch and only rank 0 writes.
 """
@@ -18,7 +18,8 @@ import typer
 from .console import err_console, make_progress, warn
 from ..errors import SserdError
 
-RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints")
+RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints",
+             "time_limit")
 
 _DATA = typer.Argument(..., help="Dataset folder written by 'sserd prepare' or 'sserd synth' (index.csv + crops).",
                        show_default=False)
@@ -33,6 +34,8 @@ _LOG_EVERY = typer.Option(None, "--log-every", help="Steps between loss log line
 _WORKERS = typer.Option(None, help="Image decoding threads (default: 2).")
 _AMP = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+_TIME_LIMIT = typer.Option(None, "--time-limit", help="Minutes to train in this run, then checkpoint and export the "
+                           "bundle; --resume continues towards --iterations (default: no limit).")
 
 
 def _common(**kwargs):
@@ -63,6 +66,7 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
             if ignored and ctx.is_main:
                 warn(f"--resume keeps the run's saved {', '.join(ignored)}; only {', '.join(RESUMABLE)} can change")
             values.update({k: v for k, v in explicit.items() if k in RESUMABLE})
+            values["time_limit"] = explicit.get("time_limit", 0.0)  # a limit holds for one invocation only
             config = configs.from_dict(config_cls, values)
         else:
             config = config_cls(**explicit, run_dir=str(out))
@@ -123,6 +127,7 @@ def train_stylegan(
     log_every: Optional[int] = _LOG_EVERY,
     workers: Optional[int] = _WORKERS,
     amp: bool = _AMP,
+    time_limit: Optional[float] = _TIME_LIMIT,
     quiet: bool = _QUIET,
 ) -> None:
     """Train a StyleGAN2 generator on a dataset of face crops (for domains without a public one).
@@ -135,7 +140,8 @@ def train_stylegan(
     explicit = _common(data=str(data), size=size, load_size=load_size, iterations=iterations, batch_size=batch_size, lr=lr,
                        style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, channel_max=channel_max,
                        mixing=mixing, device=device, seed=seed, checkpoint_every=checkpoint_every,
-                       sample_every=sample_every, log_every=log_every, workers=workers, amp=amp)
+                       sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,
+                       time_limit=time_limit)
     if not path_length:
         explicit["path_length_weight"] = 0.0
     _run_stage("stylegan", "stylegan.StyleGANCoach", "StyleGANConfig", explicit, out, resume, quiet)
@@ -175,6 +181,7 @@ def train_encoder(
     log_every: Optional[int] = _LOG_EVERY,
     workers: Optional[int] = _WORKERS,
     amp: bool = _AMP,
+    time_limit: Optional[float] = _TIME_LIMIT,
     quiet: bool = _QUIET,
 ) -> None:
     """Train the latent encoder E by StyleGAN inversion (eq. 8-10), generator frozen.
@@ -189,7 +196,8 @@ def train_encoder(
                        load_size=load_size, backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
                        lambda_adv=lambda_adv, lambda_cl=lambda_cl, contrastive=contrastive,
                        vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp)
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,
+                       time_limit=time_limit)
     _run_stage("encoder", "encoder.EncoderCoach", "EncoderTrainConfig", explicit, out, resume, quiet)
 
 
@@ -297,6 +305,7 @@ def train(
     log_every: Optional[int] = _LOG_EVERY,
     workers: Optional[int] = _WORKERS,
     amp: bool = _AMP,
+    time_limit: Optional[float] = _TIME_LIMIT,
     quiet: bool = _QUIET,
 ) -> None:
     """Hybrid SSERD training of the CELCL emotion editor (eq. 13-14), E and G frozen.
@@ -319,5 +328,6 @@ def train(
                        lambda_cl=lambda_cl, real_fraction=real_fraction,
                        lpips_weights=str(lpips_weights) if lpips_weights else None,
                        vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp)
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,
+                       time_limit=time_limit)
     _run_stage("sserd", "sserd.SSERDCoach", "SSERDConfig", explicit, out, resume, quiet)

@@ -38,6 +38,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     workers: int = 2  # threads that decode images
     amp: bool = True  # bfloat16 autocast, used on CUDA only
+    time_limit: float = 0.0  # minutes of training in this invocation before it checkpoints and exports; 0 = none
 
     def resolved_load_size(self) -> int:
         return self.load_size or self.size
@@ -170,6 +171,8 @@ def validate(config: Any) -> None:
             raise SserdError("--lr must be positive")
         if config.workers < 0:
             raise SserdError("--workers must be >= 0")
+        if config.time_limit < 0:
+            raise SserdError("--time-limit must be >= 0 minutes (0: no limit)")
     if isinstance(config, SSERDConfig) and config.data_mode not in DATA_MODES:
         raise SserdError(f"--data {config.data_mode}: choose one of {', '.join(DATA_MODES)}")
     if isinstance(config, SSERDConfig) and not 0.0 <= config.real_fraction <= 1.0:

@@ -282,6 +282,10 @@ def fit(coach: Coach, run: RunDir, on_progress: Optional[ProgressFn] = None, res
     window: dict[str, list[float]] = {}  # losses since the last log line: the log shows their mean
     window_steps = 0
     logged: dict = {}
+    # --time-limit: stop at a log step once the wall time is spent (every rank stops at the same step), then
+    # checkpoint and export as at the end; --resume continues towards --iterations
+    deadline = time.monotonic() + 60.0 * config.time_limit if config.time_limit > 0 else None
+    stopped_early = False
     tick = time.perf_counter()
     for it in range(coach.iteration, total):
         losses = coach.step(it)
@@ -293,20 +297,27 @@ def fit(coach: Coach, run: RunDir, on_progress: Optional[ProgressFn] = None, res
         for key, value in losses.items():
             window.setdefault(key, []).append(float(value))
         window_steps += 1
-        if done % config.log_every == 0 or done == total:
+        if deadline is not None and done % config.log_every == 0 and done < total:
+            stopped_early = ddp.mean_scalars({"late": float(time.monotonic() >= deadline)}, ctx)["late"] > 0
+        last = done == total or stopped_early
+        if done % config.log_every == 0 or last:
             logged = ddp.mean_scalars({k: float(np.mean(v)) for k, v in sorted(window.items())}, ctx)
             run.log_losses(done, logged, float(np.mean(step_times[-window_steps:])))
             window, window_steps = {}, 0
         if on_progress is not None and ctx.is_main:
             on_progress(done, total, logged or losses)
-        if done % config.sample_every == 0 or done == total:
+        if done % config.sample_every == 0 or last:
             if ctx.is_main:
                 images, ncol = coach.samples()
                 run.write_samples(done, images, ncol)
-        if done % config.checkpoint_every == 0 or done == total:
+        if done % config.checkpoint_every == 0 or last:
             tensors, tree = coach.state()
             run.write_checkpoint(done, tensors, tree, config.keep_checkpoints)
             ctx.barrier()
+        if stopped_early:
+            run.log(f"time limit of {config.time_limit:g} min reached at iteration {done} of {total}: "
+                    "checkpointed; --resume continues")
+            break
         tick = time.perf_counter()  # checkpoint and sample time are not step time
     checksum = ddp.module_checksum(coach.modules().values())
     checksums = ddp.checksums_of_all_ranks(checksum, ctx)
@@ -317,6 +328,8 @@ def fit(coach: Coach, run: RunDir, on_progress: Optional[ProgressFn] = None, res
                "device": str(coach.device), "sec_per_step": float(np.mean(timed)) if timed else 0.0,
                "rank_checksums": checksums, "final_losses": logged,  # mean over the last --log-every steps
                **coach.run_info}
+    if stopped_early:
+        summary["stopped"] = {"reason": "time limit", "time_limit_min": config.time_limit, "target_iterations": total}
     if ctx.is_main:
         bundle_path = run.path / BUNDLE_DIR
         if bundle_path.exists():  # an earlier export of this same run (before --resume): replace it
