@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 128 px, small channel counts.
+# The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
+# sized for a 2-core CPU (about 2 h 45 min there; README, "Measured figures").
 # Every stage resumes where it stopped when the script is run again (same WORK folder).
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
 # Then: the ablations of the paper (same recipe, one switch each), the held-out benchmark of all of them,
 # and the packing of the fp16 bundle into models/ (set ABLATIONS=0 / PACK=0 to skip).
 #
-# The shipped bundle was trained on one GPU (README, "Measured figures", names it), with the step counts below.
-# Each stage also takes a wall-time budget in minutes (GAN_MIN, ENC_MIN, SSERD_MIN: --time-limit): it stops there,
-# checkpointed and exported, and a later run of this script continues it towards the step count.
-# PARALLEL=1 trains the hybrid model and the three ablations at the same time (one GPU holds all four).
-# On a CPU the same recipe works, at about 1 s a GAN step: lower the batch sizes, or continue in several sittings.
+# Knobs (environment): SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, WORKERS (decoding threads).
+# GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
+# checkpointed and exported, and a later run of this script continues it towards its step count.
+# PARALLEL=1 trains the hybrid model and the three ablations at the same time (a GPU holds all four).
 set -euo pipefail
 WORK=${1:-runs/default}
-SIZE=${SIZE:-128}
-GAN_STEPS=${GAN_STEPS:-8000}
+SIZE=${SIZE:-64}
+CH_MAX=${CH_MAX:-64}
+STYLE_DIM=${STYLE_DIM:-128}
+GAN_STEPS=${GAN_STEPS:-7000}
 ENC_STEPS=${ENC_STEPS:-4000}
-SSERD_STEPS=${SSERD_STEPS:-2000}
-GAN_BATCH=${GAN_BATCH:-32}
-ENC_BATCH=${ENC_BATCH:-16}
-SSERD_BATCH=${SSERD_BATCH:-8}
+SSERD_STEPS=${SSERD_STEPS:-3000}
+GAN_BATCH=${GAN_BATCH:-8}
+ENC_BATCH=${ENC_BATCH:-4}
+SSERD_BATCH=${SSERD_BATCH:-2}
+WORKERS=${WORKERS:-2}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK"
@@ -28,23 +31,23 @@ limit() { if [ -n "${1:-}" ]; then echo "--time-limit $1"; fi; }
 # run STAGE_DIR COMMAND...: run a training command, adding --resume when its run folder exists already
 run() { local dir=$1; shift; if [ -d "$dir/checkpoints" ]; then "$@" -o "$dir" --resume; else "$@" -o "$dir"; fi; }
 
-# 12000 crops of 1500 identities: the generator and encoder must cover unseen faces, not learn a few by heart
-[ -f "$WORK/data/index.csv" ] || sserd synth images -o "$WORK/data" --count "${COUNT:-12000}" --size "$SIZE" \
-    --speakers "${SPEAKERS:-1500}" --seed 0 --quiet
+# 8000 crops of 1000 identities: the generator and encoder must cover unseen faces, not learn a few by heart
+[ -f "$WORK/data/index.csv" ] || sserd synth images -o "$WORK/data" --count "${COUNT:-8000}" --size "$SIZE" \
+    --speakers "${SPEAKERS:-1000}" --seed 0 --quiet
 # shellcheck disable=SC2046
-run "$WORK/gan" sserd train-stylegan "$WORK/data" --size "$SIZE" --channel-max 128 --style-dim 256 --n-mlp 4 \
-    --batch-size "$GAN_BATCH" --iterations "$GAN_STEPS" --checkpoint-every 1000 --sample-every 1000 --workers 8 \
-    --no-amp --quiet $(limit "${GAN_MIN:-}")
+run "$WORK/gan" sserd train-stylegan "$WORK/data" --size "$SIZE" --channel-max "$CH_MAX" --style-dim "$STYLE_DIM" --n-mlp 4 \
+    --batch-size "$GAN_BATCH" --iterations "$GAN_STEPS" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
+    --quiet $(limit "${GAN_MIN:-}")
 # shellcheck disable=SC2046
 run "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan/bundle" --backbone small \
-    --batch-size "$ENC_BATCH" --iterations "$ENC_STEPS" --checkpoint-every 1000 --sample-every 1000 --workers 8 \
-    --no-amp --quiet $(limit "${ENC_MIN:-}")
-# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this 12 x 256 one each emotion steps by its class separation
+    --batch-size "$ENC_BATCH" --iterations "$ENC_STEPS" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
+    --quiet $(limit "${ENC_MIN:-}")
+# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its class separation
 [ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/data" --model "$WORK/enc/bundle" -o "$WORK/pairs" \
-    --beta auto --batch-size 64 --workers 8 --quiet
+    --beta auto --workers "$WORKERS" --quiet
 # shellcheck disable=SC2046
 train() { run "$1" sserd train "$WORK/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" --iterations "$SSERD_STEPS" \
-    --checkpoint-every 500 --sample-every 500 --workers 4 --no-amp --quiet $(limit "${SSERD_MIN:-}") "${@:2}"; }
+    --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" --quiet $(limit "${SSERD_MIN:-}") "${@:2}"; }
 variants=("$WORK/sserd")                                     # hybrid, with the contrastive loss: the shipped one
 switches=("")
 if [ "${ABLATIONS:-1}" = 1 ]; then

@@ -232,3 +232,17 @@ def test_negative_time_limit_is_one_clear_line(pipeline, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--time-limit must be >= 0" in err and "Traceback" not in err
     assert not (tmp_path / "gan").exists()
+
+
+def test_resume_warns_only_about_options_it_ignores(pipeline, tmp_path, capsys):
+    _, data, _ = pipeline
+    args = [str(data), "-o", str(tmp_path / "gan"), "--checkpoint-every", "1", "--sample-every", "10", *TINY_GAN]
+    assert run(["train-stylegan", "--iterations", "1", *args]) == 0
+    capsys.readouterr()
+    assert run(["train-stylegan", "--iterations", "2", "--resume", *args]) == 0
+    assert "keeps the run's saved" not in capsys.readouterr().err  # the same command line again: nothing to say
+    bare = [str(data), "-o", str(tmp_path / "gan"), "--device", "cpu", "--quiet"]  # options left out keep the run's
+    assert run(["train-stylegan", "--iterations", "3", "--resume", *bare]) == 0
+    assert "keeps the run's saved" not in capsys.readouterr().err
+    assert run(["train-stylegan", "--iterations", "4", "--resume", "--lr", "0.001", *args]) == 0
+    assert "keeps the run's saved lr" in capsys.readouterr().err

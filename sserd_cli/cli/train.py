@@ -107,7 +107,7 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
 def train_stylegan(
     data: Path = _DATA,
     out: Path = _OUT,
-    size: int = typer.Option(256, "--size", help="Image size (power of two)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Image size, a power of two (default: 256)."),
     load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
                                             "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 100000)."),
