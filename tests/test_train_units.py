@@ -12,6 +12,7 @@ from sserd_cli.training.pairs import fit_direction, layer_mask, parse_layers
 from sserd_cli.training.sserd import hybrid_objective
 from sserd_cli.training.state import capture_rng, flatten, restore_rng, unflatten
 from sserd_cli.data.index import read_index, write_index
+from sserd_cli.emotions import EMOTIONS
 from sserd_cli.errors import SserdError
 
 from test_train_fixtures import make_dataset
@@ -145,6 +146,20 @@ def test_hybrid_sampler_picks_valid_references(tmp_path):
     one_speaker = make_dataset(tmp_path / "spk", speakers=1)
     with pytest.raises(SserdError, match="r2"):
         HybridSampler(FrameSet(one_speaker, 32, 40, workers=0), None, "unpaired", 0.5, seed=0)
+
+
+def test_cross_speaker_references_are_every_other_speakers_frames_of_the_emotion(tmp_path):
+    data = make_dataset(tmp_path / "d", speakers=3, clips=2, frames=2)
+    real = FrameSet(data, 32, 40, workers=0)
+    sampler = HybridSampler(real, None, "unpaired", 0.5, seed=0)
+    for speaker in real.speakers:
+        for emotion in EMOTIONS:
+            # the definition: in (speaker, row) order, every frame of the emotion whose speaker is another one
+            expected = [i for s in real.speakers if s != speaker for i in real.by_speaker_emotion.get((s, emotion), [])]
+            got = sampler._r2_candidates(speaker, emotion)
+            assert list(got) == expected and len(got) == len(expected)
+            with pytest.raises(IndexError):
+                got[len(expected)]
 
 
 def test_ema_half_life_ramps_up_then_stays_at_ema_kimg():

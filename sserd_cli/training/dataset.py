@@ -11,6 +11,7 @@ an uninterrupted run would have read, without any sampler state in the checkpoin
 from __future__ import annotations
 
 from collections import defaultdict
+from collections import abc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,21 @@ class HybridItem:
     emotion: int  # target emotion index (the contrastive label)
 
 
+class _Without(abc.Sequence):
+    """``frames`` less the slice ``[start, stop)``, as a sequence that copies nothing."""
+
+    def __init__(self, frames: list[int], start: int, stop: int):
+        self.frames, self.start, self.gap = frames, start, stop - start
+
+    def __len__(self) -> int:
+        return len(self.frames) - self.gap
+
+    def __getitem__(self, k: int) -> int:  # type: ignore[override]
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self.frames[k if k < self.start else k + self.gap]
+
+
 class HybridSampler:
     """Draws (I_s, I_t, r1, r2) tuples for ``paired``, ``unpaired`` or ``hybrid`` training.
 
@@ -155,7 +171,14 @@ class HybridSampler:
         # sources (they still serve as other speakers' r2); callers report these speakers
         self.single_clip_speakers = sorted(s for s, clips in clips_per_speaker.items() if len(clips) < 2)
         self._r1: dict[tuple[str, str, str], list[int]] = {}
-        self._r2: dict[tuple[str, str], list[int]] = {}
+        # r2 candidates without one list per (speaker, emotion), which costs O(speakers x frames): per emotion,
+        # its frames grouped by speaker (sorted), and where each speaker's run of them starts and stops
+        self._by_emotion: dict[str, list[int]] = defaultdict(list)
+        self._span: dict[tuple[str, str], tuple[int, int]] = {}
+        for (speaker, emotion), idx in sorted(real.by_speaker_emotion.items()):
+            frames = self._by_emotion[emotion]
+            self._span[(speaker, emotion)] = (len(frames), len(frames) + len(idx))
+            frames.extend(idx)
         self._clips_of = {key: {real.rows[i].clip for i in idx} for key, idx in real.by_speaker_emotion.items()}
         # Real sources: each needs a target emotion with r1 and r2 candidates.
         self.real_sources = [i for i in range(len(real)) if self._targets_for(real.rows[i].speaker, real.rows[i].clip)]
@@ -194,12 +217,11 @@ class HybridSampler:
                              if self.real.rows[i].clip != clip]
         return self._r1[key]
 
-    def _r2_candidates(self, speaker: str, emotion: str) -> list[int]:
-        key = (speaker, emotion)
-        if key not in self._r2:
-            self._r2[key] = [i for (s, e), idx in sorted(self.real.by_speaker_emotion.items())
-                             if s != speaker and e == emotion for i in idx]
-        return self._r2[key]
+    def _r2_candidates(self, speaker: str, emotion: str) -> "_Without":
+        """Frames of ``emotion`` of every other speaker, in (speaker, row) order."""
+        frames = self._by_emotion.get(emotion, [])
+        start, stop = self._span.get((speaker, emotion), (0, 0))
+        return _Without(frames, start, stop)
 
     def batch(self, iteration: int, batch: int, rank: int = 0, world: int = 1) -> list[HybridItem]:
         rng = np.random.default_rng([self.seed, iteration, rank, 7])
