@@ -36,13 +36,13 @@ from .ranger import Ranger
 from .run import Coach
 
 
-def load_frozen_generator(model: str, size: int, device: torch.device, need: tuple[str, ...] = ("generator",)):
-    """The bundle, its generator (frozen, eval) and a check that its resolution is ``size``."""
+def load_frozen_generator(model: str, size: int | None, device: torch.device, need: tuple[str, ...] = ("generator",)):
+    """The bundle, its generator (frozen, eval) and a check that its resolution is ``size`` (None: any)."""
     bundle = load_bundle(model)
     for part in need:
         bundle.require(part)  # names the missing part and the command that makes it
     G = bundle.generator(device=device).eval()
-    if G.size != size:
+    if size is not None and G.size != size:
         raise SserdError(f"bundle {bundle.path} renders {G.size}x{G.size} faces but --size is {size}: "
                          f"use --size {G.size} or another bundle")
     set_requires_grad(G, False)

@@ -200,7 +200,7 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
         raise SserdError(f"{out} already exists: choose another output folder (inputs are never overwritten)")
     device = select_device(config.device)
     seed_everything(config.seed)
-    bundle, G = load_frozen_generator(config.model, _bundle_size(config.model), device, need=("generator", "encoder"))
+    bundle, G = load_frozen_generator(config.model, None, device, need=("generator", "encoder"))
     size = G.size
     load_size = config.load_size or size
     E = bundle.encoder(device=device).eval()
@@ -284,12 +284,6 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     report["out"] = str(out)
     report["bundle"] = str(out / "bundle")
     return report
-
-
-def _bundle_size(model: str) -> int:
-    from ..bundles import load_bundle
-
-    return int(load_bundle(model).resolution)
 
 
 @torch.no_grad()
