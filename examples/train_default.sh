@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
 # sized for a 2-core CPU (about 2 h 45 min there; README, "Measured figures").
-# Every stage resumes where it stopped when the script is run again (same WORK folder).
+# Every stage resumes where it stopped when the script is run again (same WORK folder); finished stages are
+# skipped. A later stage is not redone when an earlier one changes: delete its folder to retrain it.
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
 # Then: the ablations of the paper (same recipe, one switch each), the held-out benchmark of all of them,
 # and the packing of the fp16 bundle into models/ (set ABLATIONS=0 / PACK=0 to skip).
@@ -28,25 +29,33 @@ mkdir -p "$WORK"
 
 # limit MINUTES: the --time-limit option of a stage, when a budget is set
 limit() { if [ -n "${1:-}" ]; then echo "--time-limit $1"; fi; }
-# run STAGE_DIR COMMAND...: run a training command, adding --resume when its run folder exists already
-run() { local dir=$1; shift; if [ -d "$dir/checkpoints" ]; then "$@" -o "$dir" --resume; else "$@" -o "$dir"; fi; }
+# run STEPS STAGE_DIR COMMAND...: run a training command towards STEPS, adding --resume when its run folder exists
+# already; a stage that already reached STEPS (its summary says so) is skipped, so the script can be run again
+run() {
+    local steps=$1 dir=$2; shift 2
+    if [ -f "$dir/summary.json" ] && python -c 'import json, sys; s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["iterations"] >= int(sys.argv[2]) else 1)' "$dir/summary.json" "$steps"; then
+        echo "$dir: done ($steps steps)"
+    elif [ -d "$dir/checkpoints" ]; then "$@" --iterations "$steps" -o "$dir" --resume
+    else "$@" --iterations "$steps" -o "$dir"; fi
+}
 
 # 8000 crops of 1000 identities: the generator and encoder must cover unseen faces, not learn a few by heart
 [ -f "$WORK/data/index.csv" ] || sserd synth images -o "$WORK/data" --count "${COUNT:-8000}" --size "$SIZE" \
     --speakers "${SPEAKERS:-1000}" --seed 0 --quiet
 # shellcheck disable=SC2046
-run "$WORK/gan" sserd train-stylegan "$WORK/data" --size "$SIZE" --channel-max "$CH_MAX" --style-dim "$STYLE_DIM" --n-mlp 4 \
-    --batch-size "$GAN_BATCH" --iterations "$GAN_STEPS" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
+run "$GAN_STEPS" "$WORK/gan" sserd train-stylegan "$WORK/data" --size "$SIZE" --channel-max "$CH_MAX" --style-dim "$STYLE_DIM" --n-mlp 4 \
+    --batch-size "$GAN_BATCH" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
     --quiet $(limit "${GAN_MIN:-}")
 # shellcheck disable=SC2046
-run "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan/bundle" --backbone small \
-    --batch-size "$ENC_BATCH" --iterations "$ENC_STEPS" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
+run "$ENC_STEPS" "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan/bundle" --backbone small \
+    --batch-size "$ENC_BATCH" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
     --quiet $(limit "${ENC_MIN:-}")
 # --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its class separation
 [ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/data" --model "$WORK/enc/bundle" -o "$WORK/pairs" \
     --beta auto --workers "$WORKERS" --quiet
 # shellcheck disable=SC2046
-train() { run "$1" sserd train "$WORK/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" --iterations "$SSERD_STEPS" \
+train() { run "$SSERD_STEPS" "$1" sserd train "$WORK/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" \
     --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" --quiet $(limit "${SSERD_MIN:-}") "${@:2}"; }
 variants=("$WORK/sserd")                                     # hybrid, with the contrastive loss: the shipped one
 switches=("")
