@@ -34,8 +34,9 @@ _LOG_EVERY = typer.Option(None, "--log-every", help="Steps between loss log line
 _WORKERS = typer.Option(None, help="Image decoding threads (default: 2).")
 _AMP = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
-_TIME_LIMIT = typer.Option(None, "--time-limit", help="Minutes to train in this run, then checkpoint and export the "
-                           "bundle; --resume continues towards --iterations (default: no limit).")
+_TIME_LIMIT = typer.Option(None, "--time-limit", help="Minutes of training steps in this run (start-up and export come "
+                           "on top), then checkpoint and export the bundle; --resume continues towards --iterations "
+                           "(default: no limit).")
 
 
 def _common(**kwargs):
