@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
-# sized for a 2-core CPU (about 2 h 45 min there; README, "Measured figures").
+# sized for a 2-core CPU (about 2 h there with the benchmark; README, "Measured figures").
 # Every stage resumes where it stopped when the script is run again (same WORK folder); finished stages are
 # skipped. A later stage is not redone when an earlier one changes: delete its folder to retrain it.
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
@@ -10,7 +10,8 @@
 # Knobs (environment): SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, WORKERS (decoding threads).
 # GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
 # checkpointed and exported, and a later run of this script continues it towards its step count.
-# PARALLEL=1 trains the hybrid model and the three ablations at the same time (a GPU holds all four).
+# PARALLEL=1 trains the hybrid model and the three ablations at the same time (with OMP_NUM_THREADS=1 on a small
+# CPU; on an H200 it was slower in sum than one after another).
 set -euo pipefail
 WORK=${1:-runs/default}
 SIZE=${SIZE:-64}

@@ -10,8 +10,7 @@ an uninterrupted run would have read, without any sampler state in the checkpoin
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections import abc
+from collections import abc, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
