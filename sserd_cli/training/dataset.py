@@ -178,7 +178,6 @@ class HybridSampler:
             frames = self._by_emotion[emotion]
             self._span[(speaker, emotion)] = (len(frames), len(frames) + len(idx))
             frames.extend(idx)
-        self._clips_of = {key: {real.rows[i].clip for i in idx} for key, idx in real.by_speaker_emotion.items()}
         # Real sources: each needs a target emotion with r1 and r2 candidates.
         self.real_sources = [i for i in range(len(real)) if self._targets_for(real.rows[i].speaker, real.rows[i].clip)]
         self.groups: list[list[int]] = []
