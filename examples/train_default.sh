@@ -7,7 +7,8 @@
 # Then: the ablations of the paper (same recipe, one switch each), the held-out benchmark of all of them,
 # and the packing of the fp16 bundle into models/ (set ABLATIONS=0 / PACK=0 to skip).
 #
-# Knobs (environment): SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, WORKERS (decoding threads).
+# Knobs (environment): SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, LAYERS (the W+ rows the
+# pair-building edit moves; LAYERS= empty for every row), WORKERS (decoding threads).
 # GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
 # checkpointed and exported, and a later run of this script continues it towards its step count.
 # PARALLEL=1 trains the hybrid model and the three ablations at the same time (with OMP_NUM_THREADS=1 on a small
@@ -18,8 +19,9 @@ SIZE=${SIZE:-64}
 CH_MAX=${CH_MAX:-64}
 STYLE_DIM=${STYLE_DIM:-128}
 GAN_STEPS=${GAN_STEPS:-7000}
-ENC_STEPS=${ENC_STEPS:-4000}
+ENC_STEPS=${ENC_STEPS:-10000}
 SSERD_STEPS=${SSERD_STEPS:-3000}
+LAYERS=${LAYERS-0-5}
 GAN_BATCH=${GAN_BATCH:-8}
 ENC_BATCH=${ENC_BATCH:-4}
 SSERD_BATCH=${SSERD_BATCH:-2}
@@ -37,7 +39,7 @@ run() {
     if [ -f "$dir/summary.json" ] && python -c 'import json, sys; s = json.load(open(sys.argv[1]))
 sys.exit(0 if s["iterations"] >= int(sys.argv[2]) else 1)' "$dir/summary.json" "$steps"; then
         echo "$dir: done ($steps steps)"
-    elif [ -d "$dir/checkpoints" ]; then "$@" --iterations "$steps" -o "$dir" --resume
+    elif compgen -G "$dir/checkpoints/*.safetensors" > /dev/null; then "$@" --iterations "$steps" -o "$dir" --resume
     else "$@" --iterations "$steps" -o "$dir"; fi
 }
 
@@ -52,9 +54,11 @@ run "$GAN_STEPS" "$WORK/gan" sserd train-stylegan "$WORK/data" --size "$SIZE" --
 run "$ENC_STEPS" "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan/bundle" --backbone small \
     --batch-size "$ENC_BATCH" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
     --quiet $(limit "${ENC_MIN:-}")
-# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its class separation
+# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its
+# class separation. --layers 0-5: the edit moves the coarse and middle rows only; moving the fine rows 6-9 too
+# changed skin tone with the expression (README, "Results of the default recipe")
 [ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/data" --model "$WORK/enc/bundle" -o "$WORK/pairs" \
-    --beta auto --workers "$WORKERS" --quiet
+    --beta auto ${LAYERS:+--layers "$LAYERS"} --workers "$WORKERS" --quiet
 # shellcheck disable=SC2046
 train() { run "$SSERD_STEPS" "$1" sserd train "$WORK/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" \
     --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" --quiet $(limit "${SSERD_MIN:-}") "${@:2}"; }

@@ -209,6 +209,31 @@ def test_bad_input_gives_one_clear_line(pipeline, tmp_path, capsys):
         assert not (tmp_path / name).exists()
 
 
+def test_resume_after_moving_the_run_reads_the_new_paths(pipeline, tmp_path, monkeypatch, capsys):
+    tmp, data, _ = pipeline
+    import shutil
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for name in ("data", "pairs"):
+        shutil.copytree(tmp / name, old / name)
+    monkeypatch.chdir(old)  # relative paths, as a user types them: the saved config holds them as given
+    args = ["data", "pairs", "-o", "sserd", "--checkpoint-every", "2", "--sample-every", "10", *CPU]
+    assert run(["train", "--iterations", "2", *args]) == 0
+    shutil.move(str(old), str(new))
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    moved = ["new/data", "new/pairs", "-o", "new/sserd", "--checkpoint-every", "2", "--sample-every", "10", *CPU]
+    assert run(["train", "--iterations", "4", "--resume", *moved]) == 0
+    assert "keeps the run's saved" not in capsys.readouterr().err
+    config = json.loads((new / "sserd" / "config.json").read_text())["config"]
+    assert (config["data"], config["pairs"], config["model"], config["run_dir"]) == (
+        "new/data", "new/pairs", "new/pairs/bundle", "new/sserd")
+    straight = ["train", str(data), str(tmp / "pairs"), "-o", str(tmp_path / "straight"), "--iterations", "4",
+                "--checkpoint-every", "2", "--sample-every", "10", *CPU]
+    assert run(straight) == 0
+    _assert_same_checkpoints(_checkpoint_tensors(tmp_path / "straight", 4), _checkpoint_tensors(new / "sserd", 4))
+
+
 def test_time_limit_checkpoints_exports_and_resumes_bit_exact(pipeline, tmp_path):
     _, data, _ = pipeline
     args = [str(data), "--checkpoint-every", "100", "--sample-every", "100", "--log-every", "1", *TINY_GAN]

@@ -3,7 +3,8 @@
 Thin wrappers: typed options -> a stage config (sserd_cli.training.config) -> the stage's
 coach. Options left unset take the stage's defaults (the paper's numbers). With
 ``--resume`` the run's saved config is used; only the schedule options given on the command
-line (--iterations, --checkpoint-every, --sample-every, --workers, --device, --time-limit) change it.
+line (--iterations, --checkpoint-every, --sample-every, --workers, --device, --time-limit) change it,
+and the paths it gives (DATA, PAIRS, --model, -o) replace the saved ones, so a moved run folder resumes.
 Multi-GPU / multi-process: start the same command with ``torchrun --nproc-per-node N
 $(which sserd) ...``; each rank reads its shard of every batch and only rank 0 writes.
 """
@@ -20,6 +21,8 @@ from ..errors import SserdError
 
 RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints",
              "time_limit")
+# where a run reads from and writes to: on --resume the command line's paths win over the saved ones
+LOCATIONS = ("data", "pairs", "model")
 
 _DATA = typer.Argument(..., help="Dataset folder written by 'sserd prepare' or 'sserd synth' (index.csv + crops).",
                        show_default=False)
@@ -44,6 +47,15 @@ def _common(**kwargs):
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def _moved_locations(saved: dict, explicit: dict, out: Path) -> dict:
+    """The paths a resumed run reads, as this command line gives them: the run may have been moved, or the command
+    run from another folder, since relative paths were saved."""
+    moved = {k: explicit[k] for k in LOCATIONS if explicit.get(k) and k in saved}
+    if "pairs" in moved and "model" not in moved and saved.get("pairs") and saved.get("model") == str(Path(saved["pairs"]) / "bundle"):
+        moved["model"] = str(Path(moved["pairs"]) / "bundle")  # the model that came with the pairs moves with them
+    return {**moved, "run_dir": str(out)}
+
+
 def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, out: Path, resume: bool, quiet: bool) -> None:
     import dataclasses
     import importlib
@@ -62,11 +74,12 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
         if resume:
             run, saved = RunDir.open(out, stage, ctx)
             values = dict(saved["config"])
-            ignored = [k for k, v in explicit.items() if k not in RESUMABLE and k in values and values[k] != v
-                       and k not in ("data", "run_dir")]
+            ignored = [k for k, v in explicit.items() if k not in RESUMABLE and k not in LOCATIONS and k in values
+                       and values[k] != v]
             if ignored and ctx.is_main:
                 warn(f"--resume keeps the run's saved {', '.join(ignored)}; only {', '.join(RESUMABLE)} can change")
             values.update({k: v for k, v in explicit.items() if k in RESUMABLE})
+            values.update(_moved_locations(values, explicit, out))
             values["time_limit"] = explicit.get("time_limit", 0.0)  # a limit holds for one invocation only
             config = configs.from_dict(config_cls, values)
         else:
