@@ -17,7 +17,6 @@ true answer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,7 +30,13 @@ from ..faces.align import warp_to_crop
 from ..pipeline.edit import FrameItem
 from ..pipeline.faces import FaceFollower, FaceSettings, crop_and_paste
 from ..pipeline.models import EditModel, Target
-from .synthetic import METRIC_NAMES, EditCase, SyntheticEvaluator, SyntheticScores
+from .synthetic import (
+    EditCase,
+    SyntheticEvaluator,
+    SyntheticScores,
+    mean_scores,
+    summarize,
+)
 
 # sserd synth uses speaker seeds seed * 1_000_003 + speaker: this base is out of reach of any seed below ~900
 HELDOUT_SEED_BASE = 900_000_000
@@ -76,25 +81,12 @@ class BenchmarkResult:
         """ref kind -> method -> mean metrics (frame-weighted), plus per-emotion accuracy."""
         out = {}
         for kind, scores in self.scores.items():
-            out[kind] = {}
-            for label in dict.fromkeys(s.label for s in scores):
-                rows = [s for s in scores if s.label == label]
-                out[kind][label] = _mean(rows)
-                out[kind][label]["accuracy_by_emotion"] = {
-                    e: _mean([s for s in rows if s.emotion == e])["emotion_accuracy"]
-                    for e in dict.fromkeys(s.emotion for s in rows)}
+            out[kind] = summarize(scores)
+            for label, row in out[kind].items():
+                cases = [s for s in scores if s.label == label]
+                row["accuracy_by_emotion"] = {e: mean_scores([s for s in cases if s.emotion == e])["emotion_accuracy"]
+                                              for e in dict.fromkeys(s.emotion for s in cases)}
         return out
-
-
-def _mean(rows: list[SyntheticScores]) -> dict:
-    w = np.array([s.frames for s in rows], np.float64)
-    out = {}
-    for m in METRIC_NAMES:
-        values = np.array([getattr(s, m) for s in rows], np.float64)
-        ok = np.isfinite(values)
-        out[m] = float(np.average(values[ok], weights=w[ok])) if ok.any() else math.nan
-    out["cases"] = len(rows)
-    return out
 
 
 def render_heldout_set(folder: Path, config: BenchmarkConfig, progress: Callable[[str], None] | None = None) -> list[Path]:

@@ -172,12 +172,19 @@ class SyntheticEvaluator:
         return [self.evaluate(c) for c in cases]
 
 
-def summarize(scores: list[SyntheticScores]) -> dict[str, dict[str, float]]:
-    """Mean of every metric per label (frame-weighted)."""
-    out: dict[str, dict[str, float]] = {}
-    for label in dict.fromkeys(s.label for s in scores):
-        rows = [s for s in scores if s.label == label]
-        w = np.array([s.frames for s in rows], np.float64)
-        out[label] = {m: float(np.average([getattr(s, m) for s in rows], weights=w)) for m in METRIC_NAMES}
-        out[label]["cases"] = len(rows)
+def mean_scores(rows: list[SyntheticScores]) -> dict:
+    """Frame-weighted mean of every metric over cases; a case that could not measure a metric (NaN: no face
+    found, too few frames for a Frechet distance) is left out of that metric's mean, not of the others."""
+    w = np.array([s.frames for s in rows], np.float64)
+    out: dict = {}
+    for m in METRIC_NAMES:
+        values = np.array([getattr(s, m) for s in rows], np.float64)
+        ok = np.isfinite(values)
+        out[m] = float(np.average(values[ok], weights=w[ok])) if ok.any() else math.nan
+    out["cases"] = len(rows)
     return out
+
+
+def summarize(scores: list[SyntheticScores]) -> dict[str, dict]:
+    """Mean of every metric per label (see mean_scores)."""
+    return {label: mean_scores([s for s in scores if s.label == label]) for label in dict.fromkeys(s.label for s in scores)}
