@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
-# sized for a 2-core CPU (about 2 h there with the benchmark; README, "Measured figures").
+# sized for a 2-core CPU (1 h 46 min there for the shipped bundle, 2.5 h with the ablations and the benchmark;
+# README, "Measured figures").
 # Every stage resumes where it stopped when the script is run again (same WORK folder); finished stages are
 # skipped. A later stage is not redone when an earlier one changes: delete its folder to retrain it.
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
