@@ -9,7 +9,8 @@
 # and the packing of the fp16 bundle into models/ (set ABLATIONS=0 / PACK=0 to skip).
 #
 # Knobs (environment): SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, LAYERS (the W+ rows the
-# pair-building edit moves; LAYERS= empty for every row), WORKERS (decoding threads).
+# pair-building edit moves; LAYERS= empty for every row), WORKERS (decoding threads), OUT (where PACK writes the
+# bundle; default models/sserd-synthetic), EVAL_SPEAKERS and EVAL_SECONDS (the held-out benchmark's size).
 # GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
 # checkpointed and exported, and a later run of this script continues it towards its step count.
 # PARALLEL=1 trains the hybrid model and the three ablations at the same time (with OMP_NUM_THREADS=1 on a small
@@ -82,9 +83,10 @@ if [ "${ABLATIONS:-1}" = 1 ]; then
              unpaired="$WORK/ablations/unpaired/bundle")
 fi
 if [ "${PACK:-1}" = 1 ]; then
-    out="$HERE/../models/sserd-synthetic"
+    out=${OUT:-"$HERE/../models/sserd-synthetic"}
     python "$HERE/pack_default.py" "$WORK" --out "$out"        # fp16 copy; its benchmark row is "shipped"
-    sserd eval synthetic "${models[@]/#/--model=}" --model shipped="$out" --speakers 6 --duration 1 \
+    sserd eval synthetic "${models[@]/#/--model=}" --model shipped="$out" --speakers "${EVAL_SPEAKERS:-6}" \
+        --duration "${EVAL_SECONDS:-1}" \
         --set "$WORK/benchmark-set" --sheet "$WORK/benchmark_sheet.png" --json-out "$WORK/benchmark.json"
     python "$HERE/pack_default.py" "$WORK" --out "$out" --benchmark "$WORK/benchmark.json"
 fi

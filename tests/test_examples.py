@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import av
+import pytest
 
 from sserd_cli.emotions import EMOTIONS
 from sserd_cli.media.probe import probe_video
@@ -62,3 +64,34 @@ def test_batch_edit_makes_every_clip_in_every_emotion(tmp_path):
         out = tmp_path / "out" / emotion / "b.mp4"
         assert out.is_file(), emotion
         assert 0 < probe_video(out).frames <= first
+
+
+# the default recipe at a size that runs in about a minute: every stage, the ablations, the packing and the benchmark
+TINY_RECIPE = {"SIZE": "32", "CH_MAX": "16", "STYLE_DIM": "32", "GAN_STEPS": "2", "ENC_STEPS": "2", "SSERD_STEPS": "2",
+               "GAN_BATCH": "2", "ENC_BATCH": "2", "SSERD_BATCH": "2", "COUNT": "280", "SPEAKERS": "20",
+               "WORKERS": "0", "EVAL_SPEAKERS": "2", "EVAL_SECONDS": "0.2", "OMP_NUM_THREADS": "2"}
+
+
+@pytest.mark.slow
+def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
+    work, packed = tmp_path / "work", tmp_path / "packed"
+    env = {**os.environ, **TINY_RECIPE, "OUT": str(packed)}
+    script = ["bash", str(EXAMPLES / "train_default.sh"), str(work)]
+    first = subprocess.run(script, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    card = json.loads((packed / "model.json").read_text())
+    assert card["name"] == "sserd-synthetic" and card["dtype"] == "float16"
+    assert card["training"]["stages"]["encoder"]["iterations"] == 2
+    pairs = next(stage for stage in card["recipe"] if stage["stage"] == "build-pairs")
+    assert pairs["config"]["layers"] == [0, 1, 2, 3, 4, 5]  # LAYERS' default
+    rows = card["metrics"]["synthetic_benchmark"]["summary"]["cross"]
+    assert set(rows) == {"no edit", "reconstruction", "direction edit", "hybrid", "no-contrastive", "paired",
+                         "unpaired", "shipped"}
+    # run again towards more train steps: finished stages are skipped, the four train runs resume
+    again = subprocess.run(script, env={**env, "SSERD_STEPS": "3", "PACK": "0"}, capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{work}/gan: done (2 steps)" in again.stdout and f"{work}/enc: done (2 steps)" in again.stdout
+    for run_dir in (work / "sserd", *(work / "ablations" / name for name in ("no-contrastive", "paired", "unpaired"))):
+        assert json.loads((run_dir / "summary.json").read_text())["iterations"] == 3
+        assert "resumed from iter_00000002" in (run_dir / "train.log").read_text()
