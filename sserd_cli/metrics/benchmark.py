@@ -30,13 +30,7 @@ from ..faces.align import warp_to_crop
 from ..pipeline.edit import FrameItem
 from ..pipeline.faces import FaceFollower, FaceSettings, crop_and_paste
 from ..pipeline.models import EditModel, Target
-from .synthetic import (
-    EditCase,
-    SyntheticEvaluator,
-    SyntheticScores,
-    mean_scores,
-    summarize,
-)
+from .synthetic import EditCase, SyntheticEvaluator, SyntheticScores, mean_scores, summarize
 
 # sserd synth uses speaker seeds seed * 1_000_003 + speaker: this base is out of reach of any seed below ~900
 HELDOUT_SEED_BASE = 900_000_000
