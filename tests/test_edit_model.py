@@ -81,6 +81,15 @@ def test_reference_codes_are_averaged_and_missing_emotions_refused(assets):
         model.set_target(Target(emotion="sad"))
 
 
+def test_cli_mistyped_reference_is_one_line_without_the_model_warning(assets, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    code = run(["edit", str(assets["clip"]), "--model", str(assets["synthetic"]), "--ref", str(tmp_path / "angyr.png"),
+                "--device", "cpu", "-o", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [f"error: {tmp_path / 'angyr.png'}: no such file"]
+    assert not out.exists()
+
+
 def test_cli_edit_with_a_bundle(assets, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     code = run(["edit", str(assets["clip"]), "--model", str(assets["synthetic"]), "--ref", str(assets["face"]),

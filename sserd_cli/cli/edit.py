@@ -70,15 +70,18 @@ def edit(
         raise SserdError(f"--end ({end}) must be after --start ({start})")
     if strength < 0:
         raise SserdError(f"--strength must be 0 or more, got {strength}")
-    jobs = plan_outputs(sources, output)
-    edit_model = load_model(model, device, strength, warn=warn)
     if face_detector not in ("dlib", "insightface"):
         raise SserdError(f"unknown --face-detector '{face_detector}': use dlib or insightface")
     if (face_detector == "insightface") != (face_models is not None):
         raise SserdError("--face-models DIR goes with --face-detector insightface (and is required by it)")
+    jobs = plan_outputs(sources, output)
+    model_notes: list[str] = []  # said once the reference is read: a mistyped path gets its error line alone
+    edit_model = load_model(model, device, strength, warn=model_notes.append)
     faces = FaceSettings(detector=face_detector, model_dir=str(face_models) if face_models else None)
     target = make_target(ref, emotion, edit_model.resolution, edit_model.zoom, faces=faces)
     edit_model.set_target(target)
+    for note in model_notes:
+        warn(note)
     options = EditOptions(batch_size=batch_size, start=t0, end=t1, color_match=color_match, faces=faces,
                           encode=EncodeSettings(crf=crf, lossless=lossless))
     try:
