@@ -288,3 +288,27 @@ def test_bt709_source_keeps_its_colour_matrix(tmp_path):
     writer.close()
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert next(iter(c.decode(video=0))).colorspace == 1
+
+
+def test_ten_bit_source_is_written_8_bit_with_a_note(tmp_path):
+    src = tmp_path / "p10.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p10le"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 50 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    info = probe_video(src)
+    assert info.bit_depth == 10
+    notes = []
+    writer = VideoWriter(tmp_path / "out.mp4", info, EncodeSettings(), note=notes.append)
+    for frame in decode_frames(info):
+        writer.write(frame)
+    writer.close()
+    assert notes == ["the source is 10-bit video; the output is 8-bit (yuv420p)"]
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].format.name == "yuv420p"
+    assert len(video_pts(tmp_path / "out.mp4")) == 4
+    assert probe_video(tmp_path / "out.mp4").bit_depth == 8

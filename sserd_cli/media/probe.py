@@ -33,6 +33,7 @@ class VideoInfo:
     duration: float  # seconds, 0.0 when unknown
     codec: str
     audio_codec: str | None
+    bit_depth: int = 8  # bits per sample of the decoded pixels (10 for most HDR and pro footage)
 
     @property
     def has_audio(self) -> bool:
@@ -88,6 +89,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             duration=duration,
             codec=stream.codec_context.name,
             audio_codec=audio.codec_context.name if audio is not None and audio.codec_context is not None else None,
+            bit_depth=max((c.bits for c in first.format.components), default=8),
         )
 
 
