@@ -244,16 +244,21 @@ def test_other_containers_roundtrip(tmp_path, suffix):
         assert video_pts(out) == video_pts(src)
 
 
-def test_odd_frame_size_is_kept(tmp_path):
-    src = tmp_path / "odd.mkv"
-    with av.open(str(src), "w") as c:
+def write_flat_clip(path, width, height, pix_fmt, frames):
+    """H.264 frames of flat grey levels at 25 fps, in the given pixel format."""
+    with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 65, 47, "yuv444p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((47, 65, 3), 40 * i, np.uint8), format="rgb24")
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i, np.uint8), format="rgb24")
             frame.pts = i
             c.mux(s.encode(frame))
         c.mux(s.encode(None))
+    return path
+
+
+def test_odd_frame_size_is_kept(tmp_path):
+    src = write_flat_clip(tmp_path / "odd.mkv", 65, 47, "yuv444p", 5)
     out = roundtrip(probe_video(src), tmp_path / "out.mp4")
     with av.open(str(out)) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (65, 47)
@@ -291,16 +296,7 @@ def test_bt709_source_keeps_its_colour_matrix(tmp_path):
 
 
 def test_ten_bit_source_is_written_8_bit_with_a_note(tmp_path):
-    src = tmp_path / "p10.mkv"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p10le"
-        for i in range(4):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 50 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            c.mux(s.encode(frame))
-        c.mux(s.encode(None))
-    info = probe_video(src)
+    info = probe_video(write_flat_clip(tmp_path / "p10.mkv", 64, 48, "yuv420p10le", 4))
     assert info.bit_depth == 10
     notes = []
     writer = VideoWriter(tmp_path / "out.mp4", info, EncodeSettings(), note=notes.append)
