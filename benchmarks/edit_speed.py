@@ -10,6 +10,7 @@ streaming pipeline's memory must not grow with the video's length.
     python benchmarks/edit_speed.py                  # a few minutes on 2 CPU cores
     python benchmarks/edit_speed.py --seconds 4 --skip-memory
     python benchmarks/edit_speed.py --model sserd-synthetic   # the shipped bundle (encoder + CELCL + G)
+    python benchmarks/edit_speed.py --model sserd-synthetic --device cuda
 """
 
 from __future__ import annotations
@@ -73,12 +74,13 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> float:
     return time.perf_counter() - t0
 
 
-def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "identity") -> tuple[float, int, int]:
+def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "identity",
+               device: str = "cpu") -> tuple[float, int, int]:
     from sserd_cli.media.encode import EncodeSettings
     from sserd_cli.pipeline.edit import EditOptions, edit_path
     from sserd_cli.pipeline.models import Target, load_model
 
-    model = load_model(model_name, "cpu")
+    model = load_model(model_name, device)
     model.set_target(Target(emotion="happy"))
     t0 = time.perf_counter()
     report = edit_path(src, dst, model, EditOptions(encode=EncodeSettings(crf=crf, preset=preset)), overwrite=True)
@@ -97,15 +99,15 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_peak_rss(src: Path, dst: Path, model_name: str) -> dict:
+def child_peak_rss(src: Path, dst: Path, model_name: str, device: str) -> dict:
     """Run one edit in a fresh interpreter and return its peak RSS (MiB) and frame count."""
     code = (
         "import json, sys; sys.path.insert(0, %r)\n"
         "from edit_speed import peak_rss_mib, sserd_edit\n"
         "from pathlib import Path\n"
-        "t, n, e = sserd_edit(Path(%r), Path(%r), 18, 'medium', %r)\n"
+        "t, n, e = sserd_edit(Path(%r), Path(%r), 18, 'medium', %r, %r)\n"
         "print(json.dumps({'seconds': t, 'frames': n, 'edited': e, 'peak_rss_mib': peak_rss_mib()}))"
-    ) % (str(Path(__file__).parent), str(src), str(dst), model_name)
+    ) % (str(Path(__file__).parent), str(src), str(dst), model_name, device)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -118,18 +120,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per clip; the fastest counts")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--model", default="identity", help="identity, a bundle path or a shipped bundle's name")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the networks run")
     args = parser.parse_args()
     make = clip_maker()
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"speed ({args.model} model, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
+        print(f"speed ({args.model} model on {args.device}, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
         for w, h in ((640, 360), (1280, 720)):
             src = make.write_clip(tmp / f"clip{w}.mp4", seconds=args.seconds, size=(w, h), fps=25)
             plain, edit, frames, edited = [], [], 0, 0
             for _ in range(args.repeats):
                 plain.append(timed(lambda: plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)))
                 result = {}
-                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model)))))
+                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model, args.device)))))
                 frames, edited = result["n"], result["e"]
             (pw, pc), (ew, ec) = min(plain), min(edit)
             print(f"  {w}x{h}: edit {frames / ew:6.1f} fps ({edited}/{frames} frames edited), "
@@ -140,7 +143,7 @@ def main() -> None:
         rows = {}
         for seconds in (10, 60):
             src = make.write_clip(tmp / f"long{seconds}.mp4", seconds=seconds, size=(640, 360), fps=25)
-            rows[seconds] = child_peak_rss(src, tmp / f"long{seconds}-out.mp4", args.model)
+            rows[seconds] = child_peak_rss(src, tmp / f"long{seconds}-out.mp4", args.model, args.device)
             r = rows[seconds]
             print(f"  {seconds:2d} s clip: {r['frames']} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
         growth = rows[60]["peak_rss_mib"] / rows[10]["peak_rss_mib"] - 1
