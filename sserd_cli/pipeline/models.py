@@ -221,7 +221,8 @@ def trained_only_on_synthetic(card: dict) -> bool:
     return bool(data) and all("synth" in v for v in data)
 
 
-SYNTHETIC_WARNING = ("model '{name}' was trained only on synthetic faces: on real video it will edit poorly. "
+SYNTHETIC_WARNING = ("model '{name}' was trained only on synthetic faces (like the clips in examples/): on real "
+                     "faces it will edit poorly. "
                      "For real faces train one (sserd prepare / train-encoder / build-pairs / train) or import "
                      "StyleGAN2 weights (sserd import-stylegan) and train on them.")
 
