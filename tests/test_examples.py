@@ -79,6 +79,7 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
     script = ["bash", str(EXAMPLES / "train_default.sh"), str(work)]
     first = subprocess.run(script, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "held-out clips" in first.stdout  # the benchmark's table
     card = json.loads((packed / "model.json").read_text())
     assert card["name"] == "sserd-synthetic" and card["dtype"] == "float16"
     assert card["training"]["stages"]["encoder"]["iterations"] == 2
@@ -87,6 +88,11 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
     rows = card["metrics"]["synthetic_benchmark"]["summary"]["cross"]
     assert set(rows) == {"no edit", "reconstruction", "direction edit", "hybrid", "no-contrastive", "paired",
                          "unpaired", "shipped"}
+    # run again as it is: every stage and the benchmark are done, only the packing is redone
+    same = subprocess.run(script, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert same.returncode == 0, same.stderr[-3000:]
+    assert f"{work}/benchmark.json: done" in same.stdout and "held-out clips" not in same.stdout
+    assert json.loads((packed / "model.json").read_text())["metrics"]["synthetic_benchmark"]["summary"]["cross"] == rows
     # run again towards more train steps: finished stages are skipped, the four train runs resume
     again = subprocess.run(script, env={**env, "SSERD_STEPS": "3", "PACK": "0"}, capture_output=True, text=True,
                            cwd=tmp_path)
