@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from clips import clip_maker
+from clips import clip_maker, write_flat_clip
 from sserd_cli.cli import run
 from sserd_cli.media.atomic import TEMP_MARK
 from sserd_cli.media.image import read_image, write_image
+from sserd_cli.media.probe import probe_video
 from sserd_cli.pipeline.edit import EditOptions, edit_path
 from sserd_cli.pipeline.models import IdentityModel, Target
 
@@ -311,3 +312,18 @@ def test_missing_source_is_reported_before_the_model(tmp_path, capsys):
     """A typo in the file name is the error a user sees, not a complaint about the (default) model."""
     assert run(["edit", str(tmp_path / "nothere.mp4"), "--emotion", "happy", "-o", str(tmp_path / "o.mp4")]) == 2
     assert "nothere.mp4: no such file" in one_error_line(capsys.readouterr().err)
+
+
+def test_ten_bit_source_is_said_to_become_8_bit_only_when_re_encoded(tmp_path, capsys):
+    src = write_flat_clip(tmp_path / "p10.mkv", 64, 48, "yuv420p10le", 4)
+    assert probe_video(src).bit_depth == 10
+    edit = ["edit", str(src), "--model", "identity", "--emotion", "happy", "--quiet"]
+    # no face anywhere: the source's own streams are copied, nothing is lost
+    assert run([*edit, "-o", str(tmp_path / "copy.mkv")]) == 0
+    assert "8-bit" not in capsys.readouterr().err
+    # trimmed: the frames are re-encoded, in 8 bits, and the user is told
+    assert run([*edit, "--end", "0.1", "-o", str(tmp_path / "trim.mkv")]) == 0
+    assert f"{src}: the source is 10-bit video; the output is 8-bit (yuv420p)" in capsys.readouterr().err
+    with av.open(str(tmp_path / "trim.mkv")) as c:
+        assert c.streams.video[0].format.name == "yuv420p"
+    assert probe_video(tmp_path / "trim.mkv").bit_depth == 8

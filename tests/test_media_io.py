@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from clips import clip_maker
+from clips import clip_maker, write_flat_clip
 from sserd_cli.errors import SserdError
 from sserd_cli.media.atomic import TEMP_MARK, atomic_output, check_output
 from sserd_cli.media.decode import decode_frames
@@ -244,19 +244,6 @@ def test_other_containers_roundtrip(tmp_path, suffix):
         assert video_pts(out) == video_pts(src)
 
 
-def write_flat_clip(path, width, height, pix_fmt, frames):
-    """H.264 frames of flat grey levels at 25 fps, in the given pixel format."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = width, height, pix_fmt
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            c.mux(s.encode(frame))
-        c.mux(s.encode(None))
-    return path
-
-
 def test_odd_frame_size_is_kept(tmp_path):
     src = write_flat_clip(tmp_path / "odd.mkv", 65, 47, "yuv444p", 5)
     out = roundtrip(probe_video(src), tmp_path / "out.mp4")
@@ -293,18 +280,3 @@ def test_bt709_source_keeps_its_colour_matrix(tmp_path):
     writer.close()
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert next(iter(c.decode(video=0))).colorspace == 1
-
-
-def test_ten_bit_source_is_written_8_bit_with_a_note(tmp_path):
-    info = probe_video(write_flat_clip(tmp_path / "p10.mkv", 64, 48, "yuv420p10le", 4))
-    assert info.bit_depth == 10
-    notes = []
-    writer = VideoWriter(tmp_path / "out.mp4", info, EncodeSettings(), note=notes.append)
-    for frame in decode_frames(info):
-        writer.write(frame)
-    writer.close()
-    assert notes == ["the source is 10-bit video; the output is 8-bit (yuv420p)"]
-    with av.open(str(tmp_path / "out.mp4")) as c:
-        assert c.streams.video[0].format.name == "yuv420p"
-    assert len(video_pts(tmp_path / "out.mp4")) == 4
-    assert probe_video(tmp_path / "out.mp4").bit_depth == 8

@@ -76,8 +76,6 @@ class VideoWriter:
             self.stream.thread_type = "AUTO"
             if info.rotation:
                 self.stream.set_display_rotation(info.rotation)
-            if info.bit_depth > 8 and note is not None:
-                note(f"the source is {info.bit_depth}-bit video; the output is 8-bit ({pix_fmt})")
             self.audio = AudioCarrier(info, self.container, self._start, note) if info.has_audio else None
         except BaseException:
             self.container.close()

@@ -164,6 +164,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
         if not trimmed and info.frames and report.frames < info.frames:
             _say(note, report, f"{info.path}: the video ended after {report.frames} of the {info.frames} frames "
                                "its header announces: the file may be truncated")
+        copied = report.edited == 0 and not trimmed
         if report.edited == 0:
             if trimmed:
                 _say(note, report, f"{info.path}: no face found in any frame: the frames were re-encoded unchanged")
@@ -172,6 +173,9 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                 temp.unlink()
                 copy_streams(info, temp)
                 _say(note, report, f"{info.path}: no face found in any frame: the output is the input unchanged")
+        if info.bit_depth > 8 and not copied:
+            _say(note, report, f"{info.path}: the source is {info.bit_depth}-bit video; the output is 8-bit "
+                               f"({writer.pix_fmt})")
     report.seconds = time.perf_counter() - started
     return report
 
