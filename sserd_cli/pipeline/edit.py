@@ -164,18 +164,17 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
         if not trimmed and info.frames and report.frames < info.frames:
             _say(note, report, f"{info.path}: the video ended after {report.frames} of the {info.frames} frames "
                                "its header announces: the file may be truncated")
-        copied = report.edited == 0 and not trimmed
-        if report.edited == 0:
-            if trimmed:
+        if report.edited == 0 and not trimmed:
+            # nothing to edit: hand back the source's own streams, bit for bit
+            temp.unlink()
+            copy_streams(info, temp)
+            _say(note, report, f"{info.path}: no face found in any frame: the output is the input unchanged")
+        else:
+            if report.edited == 0:
                 _say(note, report, f"{info.path}: no face found in any frame: the frames were re-encoded unchanged")
-            else:
-                # nothing to edit: hand back the source's own streams, bit for bit
-                temp.unlink()
-                copy_streams(info, temp)
-                _say(note, report, f"{info.path}: no face found in any frame: the output is the input unchanged")
-        if info.bit_depth > 8 and not copied:
-            _say(note, report, f"{info.path}: the source is {info.bit_depth}-bit video; the output is 8-bit "
-                               f"({writer.pix_fmt})")
+            if info.bit_depth > 8:
+                _say(note, report, f"{info.path}: the source is {info.bit_depth}-bit video; the output is 8-bit "
+                                   f"({writer.pix_fmt})")
     report.seconds = time.perf_counter() - started
     return report
 
