@@ -30,7 +30,7 @@ from ..faces.align import warp_to_crop
 from ..pipeline.edit import FrameItem
 from ..pipeline.faces import FaceFollower, FaceSettings, crop_and_paste
 from ..pipeline.models import EditModel, Target
-from .synthetic import EditCase, SyntheticEvaluator, SyntheticScores, mean_scores, summarize
+from .synthetic import EditCase, SyntheticEvaluator, SyntheticScores, mean_scores
 
 # sserd synth uses speaker seeds seed * 1_000_003 + speaker: this base is out of reach of any seed below ~900
 HELDOUT_SEED_BASE = 900_000_000
@@ -75,9 +75,10 @@ class BenchmarkResult:
         """ref kind -> method -> mean metrics (frame-weighted), plus per-emotion accuracy."""
         out = {}
         for kind, scores in self.scores.items():
-            out[kind] = summarize(scores)
-            for label, row in out[kind].items():
+            out[kind] = {}
+            for label in dict.fromkeys(s.label for s in scores):
                 cases = [s for s in scores if s.label == label]
+                row = out[kind][label] = mean_scores(cases)
                 row["accuracy_by_emotion"] = {e: mean_scores([s for s in cases if s.emotion == e])["emotion_accuracy"]
                                               for e in dict.fromkeys(s.emotion for s in cases)}
         return out
