@@ -35,8 +35,8 @@ mkdir -p "$WORK"
 
 # limit MINUTES: the --time-limit option of a stage, when a budget is set
 limit() { if [ -n "${1:-}" ]; then echo "--time-limit $1"; fi; }
-# run STEPS STAGE_DIR COMMAND...: run a training command towards STEPS, adding --resume when its run folder exists
-# already; a stage that already reached STEPS (its summary says so) is skipped, so the script can be run again
+# run STEPS STAGE_DIR COMMAND...: run a training command towards STEPS, adding --resume when its run folder holds a
+# checkpoint; a stage that already reached STEPS (its summary says so) is skipped, so the script can be run again
 run() {
     local steps=$1 dir=$2; shift 2
     if [ -f "$dir/summary.json" ] && python -c 'import json, sys; s = json.load(open(sys.argv[1]))
@@ -78,17 +78,13 @@ for i in "${!variants[@]}"; do
     else train "${variants[$i]}" ${switches[$i]}; fi
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-models=(hybrid="$WORK/sserd/bundle")
-if [ "${ABLATIONS:-1}" = 1 ]; then
-    models+=(no-contrastive="$WORK/ablations/no-contrastive/bundle" paired="$WORK/ablations/paired/bundle"
-             unpaired="$WORK/ablations/unpaired/bundle")
-fi
+models=(hybrid="$WORK/sserd/bundle")                        # LABEL=BUNDLE for eval; an ablation's label is its folder
+for v in "${variants[@]:1}"; do models+=("$(basename "$v")=$v/bundle"); done
 if [ "${PACK:-1}" = 1 ]; then
     out=${OUT:-"$HERE/../models/sserd-synthetic"}
-    bundles=("${models[@]#*=}")
     # the benchmark is done when it is newer than every bundle it measured
     fresh=1
-    for b in "${bundles[@]}"; do [ "$WORK/benchmark.json" -nt "$b/model.json" ] || fresh=0; done
+    for b in "${models[@]#*=}"; do [ "$WORK/benchmark.json" -nt "$b/model.json" ] || fresh=0; done
     if [ "$fresh" = 1 ] && [ -f "$out/model.json" ]; then echo "$WORK/benchmark.json: done"
     else
         python "$HERE/pack_default.py" "$WORK" --out "$out"        # fp16 copy; its benchmark row is "shipped"

@@ -1,6 +1,7 @@
 """Every training command end to end through the CLI, resume == uninterrupted, and bad input."""
 
 import json
+import shutil
 
 import cv2
 import pytest
@@ -211,8 +212,6 @@ def test_bad_input_gives_one_clear_line(pipeline, tmp_path, capsys):
 
 def test_resume_after_moving_the_run_reads_the_new_paths(pipeline, tmp_path, monkeypatch, capsys):
     tmp, data, _ = pipeline
-    import shutil
-
     old, new = tmp_path / "old", tmp_path / "new"
     for name in ("data", "pairs"):
         shutil.copytree(tmp / name, old / name)
