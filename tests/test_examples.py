@@ -101,3 +101,21 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
     for run_dir in (work / "sserd", *(work / "ablations" / name for name in ("no-contrastive", "paired", "unpaired"))):
         assert json.loads((run_dir / "summary.json").read_text())["iterations"] == 3
         assert "resumed from iter_00000002" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_train_inversion_recipe_runs_end_to_end_then_resumes(tmp_path):
+    work = tmp_path / "work"
+    env = {**os.environ, "SIZE": "32", "COUNT": "70", "SPEAKERS": "10", "FEAT_STEPS": "2", "AE_STEPS": "2",
+           "AE_BATCH": "2", "ENC_CHANNELS": "8", "WORKERS": "0", "GATE_FACES": "1", "OMP_NUM_THREADS": "2"}
+    script = ["bash", str(EXAMPLES / "train_inversion.sh"), str(work)]
+    first = subprocess.run(script, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    gates = json.loads((work / "gates.json").read_text())["results"][0]
+    assert gates["faces"] == 7 and 0.0 <= gates["G1"]["accuracy"] <= 1.0 and (work / "gates_sheet.png").is_file()
+    assert "G1 mouth-opening MAE" in first.stdout
+    again = subprocess.run(script, env={**env, "AE_STEPS": "3"}, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{work}/features: done (2 steps)" in again.stdout
+    assert "resumed from iter_00000002" in (work / "ae" / "train.log").read_text()
+    assert json.loads((work / "ae" / "summary.json").read_text())["iterations"] == 3

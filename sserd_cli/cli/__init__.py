@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import SserdError
-from . import edit, eval_real, eval_synthetic, models, prepare, synth, train
+from . import edit, eval_real, eval_synthetic, models, prepare, synth, train, train_autoencoder
 from .console import err_console
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ app.command("prepare")(prepare.prepare)
 app.add_typer(synth.synth_app, name="synth")
 app.command("train-stylegan")(train.train_stylegan)
 app.command("train-encoder")(train.train_encoder)
+app.command("train-features")(train_autoencoder.train_features)
+app.command("train-autoencoder")(train_autoencoder.train_autoencoder)
 app.command("build-pairs")(train.build_pairs)
 app.command("train")(train.train)
 app.add_typer(eval_app, name="eval")

@@ -67,3 +67,42 @@ def _face_mask(size: int, zoom: float) -> np.ndarray:
     soft[:, -margin:] = 0.0
     soft.setflags(write=False)
     return soft
+
+
+# Boxes of the expressive parts, in unit crop coordinates of the canonical template (e = eye distance):
+# each eye with its brow (brows sit about 0.4 e above the eye centre and rise with surprise), and the mouth
+# from the upper lip to below the lower lip of an open jaw. Soft edges absorb head pose and jitter.
+_EYE_HALF_W, _EYE_UP, _EYE_DOWN = 0.42 * _EYE_DIST, 0.75 * _EYE_DIST, 0.25 * _EYE_DIST
+_MOUTH_HALF_W, _MOUTH_UP, _MOUTH_DOWN = 0.75 * _EYE_DIST, 0.35 * _EYE_DIST, 0.45 * _EYE_DIST
+
+
+def parts_mask(size: int, zoom: float = 1.0) -> np.ndarray:
+    """Soft mask float32 [size, size] in [0, 1] of the eyes, brows and mouth (1 inside, feathered edges).
+
+    Expression and speech live in these few pixels; a pixel loss averaged over the crop settles on a soft,
+    closed mouth, so the inversion stage weights them up (``--region-weight``). Cached and read-only.
+    """
+    return _parts_mask(int(size), float(zoom))
+
+
+@lru_cache(maxsize=8)
+def _parts_mask(size: int, zoom: float) -> np.ndarray:
+    if size < 8 or zoom <= 0:
+        raise ValueError(f"parts mask needs size >= 8 and zoom > 0, got {size} and {zoom}")
+
+    def px(u: float) -> float:
+        return ((u - 0.5) * zoom + 0.5) * size - 0.5
+
+    hard = np.zeros((size, size), np.float32)
+    eyes = [(float(CANONICAL_5[i, 0]), _EYE_Y, _EYE_HALF_W, _EYE_UP, _EYE_DOWN) for i in (0, 1)]
+    mouth_x = 0.5 * float(CANONICAL_5[3, 0] + CANONICAL_5[4, 0])
+    boxes = eyes + [(mouth_x, _MOUTH_Y, _MOUTH_HALF_W, _MOUTH_UP, _MOUTH_DOWN)]
+    for cx, cy, half_w, up, down in boxes:
+        x0, x1 = int(round(px(cx - half_w))), int(round(px(cx + half_w)))
+        y0, y1 = int(round(px(cy - up))), int(round(px(cy + down)))
+        hard[max(0, y0):min(size, y1 + 1), max(0, x0):min(size, x1 + 1)] = 1.0
+    sigma = max(0.5, 0.02 * size * zoom)
+    soft = cv2.GaussianBlur(hard, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    soft = np.clip(soft / max(float(soft.max()), 1e-6), 0.0, 1.0).astype(np.float32)
+    soft.setflags(write=False)
+    return soft

@@ -46,3 +46,15 @@ def masked_l2_loss(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, reducti
     den = mask.reshape(a.shape[0], -1).sum(1) * a.shape[1]
     per_sample = num / den.clamp(min=1e-8)
     return reduce_per_sample(per_sample, reduction)
+
+
+def weighted_pixel_loss(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """L1 + L2 with a per-pixel ``weight`` map ([H, W] or [B|1, 1, H, W]), normalised by the weight's mean so
+    the loss keeps the scale of the plain per-pixel mean (a weight of 1 everywhere gives ``|d| + d^2``).
+    L1 keeps small, sharp differences (teeth, a lid line) from being averaged away as L2 alone does."""
+    if a.shape != b.shape:
+        raise ValueError(f"weighted_pixel_loss: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+    w = weight.to(a).reshape(-1, 1, a.shape[-2], a.shape[-1]) if weight.ndim == 2 else weight.to(a)
+    d = a - b
+    per_pixel = (d.abs() + d.pow(2)) * w
+    return per_pixel.mean() / w.mean()

@@ -101,7 +101,7 @@ def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
-def _centred_cosine(a: np.ndarray, b: np.ndarray) -> float:
+def centred_cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - 0.5, b - 0.5
     num = (a * b).sum(axis=1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-8
@@ -165,7 +165,7 @@ class SyntheticEvaluator:
             mouth_open_mae=float(np.abs(reading.speech[:, 0] - source_speech[:, 0]).mean()),
             lip_round_mae=float(np.abs(reading.speech[:, 1] - source_speech[:, 1]).mean()),
             identity_mae=float(np.abs(reading.identity - identity).mean()),
-            identity_cosine=_centred_cosine(reading.identity, answer.identity),
+            identity_cosine=centred_cosine(reading.identity, answer.identity),
             psnr=psnr, ssim=ssim, frechet=frechet)
 
     def evaluate_many(self, cases: Iterable[EditCase]) -> list[SyntheticScores]:

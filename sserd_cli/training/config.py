@@ -11,6 +11,7 @@ recipe (Adam 0.002, betas (0, 0.99), lazy R1 gamma 10 every 16 D steps, path len
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -138,6 +139,59 @@ class SSERDConfig(RunConfig, AdversarialConfig):
     n_samples: int = 4
 
 
+@dataclass
+class FeatureTrainConfig(RunConfig):
+    """``sserd train-features``: the domain feature network F of a dataset (a loss for inversion)."""
+
+    size: int = 64
+    iterations: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-3
+    checkpoint_every: int = 500
+    sample_every: int = 1000
+    stem: int = 16
+    widths: tuple = (32, 64, 128, 192)
+    noise: float = 0.1  # the strongest per-sample pixel noise of the jitter
+    param_weight: float = 1.0  # weight of the parameter regression beside the emotion cross-entropy
+
+
+@dataclass
+class AutoencoderConfig(RunConfig, AdversarialConfig):
+    """``sserd train-autoencoder``: G and E trained together on reconstruction, G(E(x)) = x.
+
+    ``model``: a bundle whose generator (and encoder, when it has one) start the run; "" builds both
+    from scratch with the generator options below. ``features``: a ``train-features`` network whose
+    activations and heads must agree on x and G(E(x)).
+    """
+
+    size: int = 64
+    iterations: int = 20_000
+    batch_size: int = 8
+    lr: float = 1e-3  # Adam, for G and E
+    warmup: int = 500  # steps of linear learning-rate warm-up
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    model: str = ""
+    features: str = ""
+    backbone: str = "small"
+    encoder_channels: int = 0  # 0: the backbone's preset base width
+    style_dim: int = 128
+    n_mlp: int = 4
+    channel_multiplier: int = 2
+    channel_max: int = 64
+    region_weight: float = 10.0  # pixel-loss weight on the eye, brow and mouth boxes (1 elsewhere)
+    lambda_feat: float = 0.5  # F's normalised activations
+    lambda_params: float = 0.5  # F's emotion probabilities (KL) and parameters
+    feat_blur: float = 1.0  # Gaussian sigma (pixels) applied before F: F judges shapes, not pixel texture
+    feat_ramp: int = 1000  # steps over which the F terms rise from 0 to their weight
+    alpha: float = 0.0  # VGG19 perceptual weight (eq. 8), for real data with --vgg-weights
+    vgg_weights: Optional[str] = None
+    lambda_adv: float = 0.05
+    lambda_aux: float = 0.1  # E's auxiliary head: emotion and (where labelled) parameters from the code
+    d_lr: float = 5e-4
+    n_samples: int = 8
+
+
 DATA_MODES = ("paired", "unpaired", "hybrid")
 
 
@@ -152,8 +206,9 @@ def from_dict(cls: type, values: dict) -> Any:
     if unknown:
         raise SserdError(f"config has unknown keys {unknown} for {cls.__name__}: was it written by another stage?")
     values = dict(values)
-    if "d_betas" in values and isinstance(values["d_betas"], list):
-        values["d_betas"] = tuple(values["d_betas"])
+    for key in ("d_betas", "widths"):  # JSON has no tuples
+        if key in values and isinstance(values[key], list):
+            values[key] = tuple(values[key])
     return cls(**values)
 
 
@@ -167,12 +222,22 @@ def validate(config: Any) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every", "sample_every", "log_every"):
             if getattr(config, name) < 1:
                 raise SserdError(f"--{name.replace('_', '-')} must be at least 1")
-        if config.lr <= 0:
-            raise SserdError("--lr must be positive")
+        if not math.isfinite(config.lr) or config.lr <= 0:
+            raise SserdError(f"--lr {config.lr}: must be a finite positive number")
         if config.workers < 0:
             raise SserdError("--workers must be >= 0")
         if config.time_limit < 0:
             raise SserdError("--time-limit must be >= 0 minutes (0: no limit)")
+    if isinstance(config, AutoencoderConfig):
+        for name in ("region_weight", "lambda_feat", "lambda_params", "feat_blur", "alpha", "lambda_adv", "lambda_aux",
+                     "d_lr", "feat_ramp", "warmup"):
+            value = getattr(config, name)
+            if not math.isfinite(value) or value < 0:
+                raise SserdError(f"--{name.replace('_', '-')} {value}: must be a finite number >= 0")
+        if config.region_weight < 1:
+            raise SserdError(f"--region-weight {config.region_weight}: must be >= 1 (1 = no extra weight)")
+    if isinstance(config, FeatureTrainConfig) and not (math.isfinite(config.noise) and 0 <= config.noise <= 1):
+        raise SserdError(f"--noise {config.noise}: must lie in [0, 1]")
     if isinstance(config, SSERDConfig) and config.data_mode not in DATA_MODES:
         raise SserdError(f"--data {config.data_mode}: choose one of {', '.join(DATA_MODES)}")
     if isinstance(config, SSERDConfig) and not 0.0 <= config.real_fraction <= 1.0:
@@ -180,4 +245,5 @@ def validate(config: Any) -> None:
 
 
 __all__ = ["RunConfig", "AdversarialConfig", "StyleGANConfig", "EncoderTrainConfig", "PairsConfig", "SSERDConfig",
+           "FeatureTrainConfig", "AutoencoderConfig",
            "DATA_MODES", "to_dict", "from_dict", "validate"]
