@@ -19,6 +19,7 @@ Targets (issue 14): G0 >= 0.95; G1 accuracy >= 0.90 x the originals', mouth MAE 
     python benchmarks/inversion_gates.py --model sserd-synthetic
     python benchmarks/inversion_gates.py --model runs/ae/bundle --model runs/ae2/bundle --json gates.json
     python benchmarks/inversion_gates.py --model runs/ae/bundle --sheet docs/figures/inversion.png
+    python benchmarks/inversion_gates.py --run runs/ae          # a run's latest checkpoint, while it trains
 """
 
 from __future__ import annotations
@@ -149,9 +150,32 @@ def write_sheet(path: Path, results: list[dict], labels: np.ndarray, per_row: in
     cv2.imwrite(str(path), np.concatenate([band, sheet], axis=0)[:, :, ::-1])
 
 
+def snapshot(run_dir: Path) -> str:
+    """Export the latest checkpoint of a ``train-autoencoder`` run (running or not) as a bundle beside it,
+    so a run can be gated while it trains; returns the bundle's path."""
+    from sserd_cli.training import distributed
+    from sserd_cli.training.autoencoder import AutoencoderCoach
+    from sserd_cli.training.config import AutoencoderConfig, from_dict
+    from sserd_cli.training.run import RunDir, read_checkpoint
+
+    run, saved = RunDir.open(run_dir, "autoencoder", distributed.DistContext())
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise SystemExit(f"{run_dir} has no checkpoint yet")
+    config = from_dict(AutoencoderConfig, {**saved["config"], "device": "cpu", "workers": 0})
+    coach = AutoencoderCoach(config, distributed.setup("cpu"))
+    coach.load_state(*read_checkpoint(latest))
+    out = Path(run_dir) / f"snapshot_{latest.stem}"
+    if not out.exists():
+        coach.export(out)
+    return str(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="bundle (folder or shipped name); repeatable")
+    parser.add_argument("--model", action="append", default=[], help="bundle (folder or shipped name); repeatable")
+    parser.add_argument("--run", action="append", default=[], type=Path,
+                        help="a train-autoencoder run folder: its latest checkpoint is exported and gated; repeatable")
     parser.add_argument("--per-emotion", type=int, default=24, help="held-out faces per emotion (default 24)")
     parser.add_argument("--render-size", type=int, default=128, help="face crop side in the rendered frame (default "
                         "128, the oracle's own render size)")
@@ -160,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument("--sheet", type=Path, help="PNG: originals, then each bundle's inversions, per emotion")
     args = parser.parse_args(argv)
+    args.model += [snapshot(r) for r in args.run]
+    if not args.model:
+        parser.error("give --model BUNDLE or --run RUN_DIR")
     oracle = Oracle.load()
     faces = render_faces(args.per_emotion, args.render_size, args.seed)
     results = []

@@ -116,7 +116,7 @@ def _coach(data, run_dir, features=None, **kw):
 
 
 def test_one_step_has_finite_losses_and_gradients_in_g_and_e(synth_data, features, tmp_path):
-    coach = _coach(synth_data, tmp_path / "r", features)
+    coach = _coach(synth_data, tmp_path / "r", features, lambda_adv=0.05, lambda_params=0.5)
     losses = coach.step(0)
     assert {"pix", "feat", "heads", "adv", "aux", "d", "l2"} <= set(losses)
     assert all(np.isfinite(v) for v in losses.values())
@@ -139,7 +139,7 @@ def test_a_few_steps_lower_the_reconstruction_error(synth_data, tmp_path):
 def test_cli_trains_from_scratch_and_from_a_bundle_and_resumes_bit_exactly(synth_data, features, tmp_path):
     straight = tmp_path / "straight"
     assert run(["train-autoencoder", str(synth_data), "-o", str(straight), "--features", str(features),
-                "--iterations", "4", "--checkpoint-every", "2", *TINY_AE]) == 0
+                "--iterations", "4", "--checkpoint-every", "2", "--lambda-adv", "0.05", *TINY_AE]) == 0
     bundle = load_bundle(straight / "bundle")
     assert bundle.has("generator") and bundle.has("encoder") and bundle.has("discriminator")
     assert bundle.card["recipe"][-1]["stage"] == "autoencoder" and bundle.card["framing"]["zoom"] == 1.25
@@ -148,15 +148,15 @@ def test_cli_trains_from_scratch_and_from_a_bundle_and_resumes_bit_exactly(synth
 
     parted = tmp_path / "parted"
     assert run(["train-autoencoder", str(synth_data), "-o", str(parted), "--features", str(features),
-                "--iterations", "2", "--checkpoint-every", "2", *TINY_AE]) == 0
+                "--iterations", "2", "--checkpoint-every", "2", "--lambda-adv", "0.05", *TINY_AE]) == 0
     assert run(["train-autoencoder", str(synth_data), "-o", str(parted), "--iterations", "4", "--resume", *CPU]) == 0
     a = load_file(str(straight / "checkpoints" / "iter_00000004.safetensors"))
     b = load_file(str(parted / "checkpoints" / "iter_00000004.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-    fine = tmp_path / "fine"  # continue from the exported bundle: its generator and encoder start the run
+    fine = tmp_path / "fine"  # continue from the exported bundle: its generator, encoder and D start the run
     assert run(["train-autoencoder", str(synth_data), "-o", str(fine), "--model", str(straight / "bundle"),
-                "--iterations", "1", "--lambda-adv", "0", *CPU]) == 0
+                "--iterations", "1", "--lambda-adv", "0.05", *CPU]) == 0
     assert load_bundle(fine / "bundle").card["recipe"][-2]["stage"] == "autoencoder"
 
 
@@ -182,3 +182,14 @@ def test_bad_input_gets_one_line_and_exit_2(synth_data, features, tmp_path, caps
     fails(base + ["--model", str(no_generator)], "generator")
     fails(["train-features", str(tmp_path / "missing"), "-o", str(tmp_path / "f")], "does not exist")
     assert not (tmp_path / "x").exists()
+
+
+def test_default_run_trains_no_discriminator_and_records_its_inputs(synth_data, features, tmp_path):
+    out = tmp_path / "plain"
+    assert run(["train-autoencoder", str(synth_data), "-o", str(out), "--features", str(features),
+                "--iterations", "1", *TINY_AE]) == 0
+    bundle = load_bundle(out / "bundle")
+    assert bundle.has("encoder") and not bundle.has("discriminator")  # none was trained: none is shipped
+    step = bundle.card["recipe"][-1]
+    assert step["init"] == "scratch" and step["features"]["path"] == str(features)
+    assert step["config"]["lambda_adv"] == 0.0 and step["data"]["params"] > 0

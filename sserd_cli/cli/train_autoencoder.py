@@ -81,6 +81,7 @@ def train_autoencoder(
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 20000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step (default: 8)."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate of G and E (default: 0.001)."),
+    warmup: Optional[int] = typer.Option(None, help="Steps of linear learning-rate warm-up (default: 500)."),
     backbone: Optional[str] = typer.Option(None, help="Encoder backbone for a new encoder (default: small)."),
     encoder_channels: Optional[int] = typer.Option(None, "--encoder-channels",
                                                    help="Base width of a new encoder (default: the backbone's)."),
@@ -90,12 +91,12 @@ def train_autoencoder(
                                                   "and mouth, >= 1 (default: 10)."),
     lambda_feat: Optional[float] = typer.Option(None, "--lambda-feat", help="Weight of F's activations (default: 0.5)."),
     lambda_params: Optional[float] = typer.Option(None, "--lambda-params",
-                                                  help="Weight of F's emotion and parameter heads (default: 0.5)."),
+                                                  help="Weight of F's emotion and parameter heads (default: 0)."),
     feat_blur: Optional[float] = typer.Option(None, "--feat-blur", help="Blur sigma in pixels before F (default: 1)."),
     feat_ramp: Optional[int] = typer.Option(None, "--feat-ramp", help="Steps over which the F terms rise to their "
                                             "weight (default: 1000)."),
     lambda_adv: Optional[float] = typer.Option(None, "--lambda-adv", help="Adversarial weight; 0 trains no "
-                                               "discriminator (default: 0.05)."),
+                                               "discriminator (default: 0)."),
     lambda_aux: Optional[float] = typer.Option(None, "--lambda-aux", help="Weight of E's auxiliary head (default: 0.1)."),
     alpha: Optional[float] = typer.Option(None, help="VGG19 perceptual weight, for real data (default: 0)."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision VGG19 state dict (with --alpha)."),
@@ -125,7 +126,7 @@ def train_autoencoder(
         load_feature_net(features)  # a missing or wrong file: one line now, not after start-up
     explicit = _common(data=str(data), model=model, features=str(features) if features else None,
                        size=_data_size(data, size, model) if not resume else size, load_size=load_size,
-                       iterations=iterations, batch_size=batch_size, lr=lr, backbone=backbone,
+                       iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, backbone=backbone,
                        encoder_channels=encoder_channels, style_dim=style_dim, channel_max=channel_max,
                        region_weight=region_weight, lambda_feat=lambda_feat, lambda_params=lambda_params,
                        feat_blur=feat_blur, feat_ramp=feat_ramp, lambda_adv=lambda_adv, lambda_aux=lambda_aux,

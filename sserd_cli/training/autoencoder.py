@@ -78,10 +78,14 @@ class AutoencoderCoach(Coach):
                              f"'sserd prepare ... --size {c.size}'), or pass --load-size {crop}")
         self.E = self._encoder()
         self.latent_avg = self.E.latent_avg.detach().clone()
-        self.D = (self.parent.discriminator(device=self.device).float() if self.parent is not None
-                  and self.parent.has("discriminator") else
-                  Discriminator(DiscriminatorConfig(size=c.size, channel_multiplier=self.G.config.channel_multiplier,
-                                                    channel_max=self.G.config.channel_max)).to(self.device))
+        # D: the bundle's when it has one (kept in the export even when not trained here: later stages start from it),
+        # a fresh one only when the adversarial term needs it
+        self.D = None
+        if self.parent is not None and self.parent.has("discriminator"):
+            self.D = self.parent.discriminator(device=self.device).float()
+        elif c.lambda_adv > 0:
+            self.D = Discriminator(DiscriminatorConfig(size=c.size, channel_multiplier=self.G.config.channel_multiplier,
+                                                       channel_max=self.G.config.channel_max)).to(self.device)
         # labels for E's auxiliary head: the emotion always, the renderer's parameters where the dataset has them
         labels = read_param_labels(c.data, [r.path for r in self.data.rows])
         self.params = None
@@ -93,7 +97,7 @@ class AutoencoderCoach(Coach):
             self.params = torch.from_numpy((values[:, keep] - values.mean(0)[keep]) / std[keep])
             n_params = int(keep.sum())
         self.aux = torch.nn.Linear(self.G.n_latent * self.G.style_dim, 7 + n_params).to(self.device)
-        for module in (self.G, self.E, self.D, self.aux):
+        for module in self.modules().values():
             ddp.broadcast_module(module, ctx)
         synthesis = [p for name, p in self.G.named_parameters() if not name.startswith("style.")]
         self.optimizer = torch.optim.Adam([{"params": synthesis}, {"params": self.E.parameters()},
@@ -137,7 +141,10 @@ class AutoencoderCoach(Coach):
         return E
 
     def modules(self):
-        return {"generator": self.G, "encoder": self.E, "discriminator": self.D, "aux": self.aux}
+        nets = {"generator": self.G, "encoder": self.E, "aux": self.aux}
+        if self.D is not None:
+            nets["discriminator"] = self.D
+        return nets
 
     def optimizers(self):
         opts = {"autoencoder": self.optimizer}
