@@ -4,6 +4,9 @@
 #   2. `sserd edit` on CUDA with the default bundle: frames, audio, and the output against the CPU's;
 #   3. edit speed on CUDA (benchmarks/edit_speed.py --device cuda);
 #   4. bfloat16 mixed-precision training (the CUDA default) of every stage, 64 px, 60 steps each.
+# With --inversion (a second call, to stay inside one call's time limit) only:
+#   5. bfloat16 training of the inversion recipe (examples/train_inversion.sh: train-features, train-autoencoder,
+#      the gates), 64 px, with its step times.
 #
 # That machine downloads nothing and lacks PyAV, dlib and the landmark model, so prepare them here first:
 #   bash benchmarks/gpu_check.sh --prepare        # fills gpu_wheels/ (about 50 MB, git-ignored)
@@ -52,6 +55,28 @@ say machine
   $PY -c 'import sys, torch, av, dlib; print("python", sys.version.split()[0], "torch", torch.__version__,
 "cuda", torch.cuda.is_available(), "av", av.__version__, "dlib", dlib.__version__)'
   nproc; } >> "$report" 2>&1
+
+if [ "${1:-}" = --inversion ]; then
+    say "5. bfloat16 training of the inversion recipe (64 px)"
+    work=/tmp/gpu_check/inversion
+    SIZE=64 COUNT=4000 SPEAKERS=300 FEAT_STEPS=200 AE_STEPS=300 AE_BATCH=32 GATE_FACES=6 WORKERS=4 OMP_NUM_THREADS=4 \
+        timeout 400 bash examples/train_inversion.sh "$work" > /tmp/gpu_check/inversion.txt 2>&1
+    echo "rc=$?" >> /tmp/gpu_check/inversion.txt
+    grep -E "G0|G1|rc=" /tmp/gpu_check/inversion.txt >> "$report"
+    $PY - "$work" >> "$report" 2>&1 <<'EOF'
+import json, sys
+from pathlib import Path
+for stage in ("features", "ae"):
+    path = Path(sys.argv[1]) / stage / "summary.json"
+    if not path.is_file():
+        print(stage, "no summary"); continue
+    s = json.loads(path.read_text())
+    print(stage, "device", s.get("device"), "steps", s["iterations"], f"s/step {s['sec_per_step']:.3f}", s["final_losses"])
+EOF
+    say done
+    cat "$report"
+    exit 0
+fi
 
 say "1. tests with CUDA present"
 timeout "${TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests > /tmp/gpu_check/tests.txt 2>&1

@@ -193,3 +193,5 @@ def test_default_run_trains_no_discriminator_and_records_its_inputs(synth_data, 
     step = bundle.card["recipe"][-1]
     assert step["init"] == "scratch" and step["features"]["path"] == str(features)
     assert step["config"]["lambda_adv"] == 0.0 and step["data"]["params"] > 0
+    domain = bundle.card["domain"]  # G(E(x))'s usual error on held-out faces, for sserd edit's domain check
+    assert domain["split"] == "test" and domain["crops"] == len([r for r in read_index(synth_data) if r.split == "test"]) and 0 < domain["q50"] <= domain["q95"] <= domain["max"]

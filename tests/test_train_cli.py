@@ -69,6 +69,7 @@ def test_train_encoder_exports_generator_and_encoder(pipeline):
     assert config["run_info"]["perceptual"]["fallback"] is True  # no VGG19 weights here: recorded
     assert [r["stage"] for r in bundle.card["recipe"]] == ["stylegan", "encoder"]
     assert bundle.card["framing"]["zoom"] == 1.25  # the dataset's framing, no further zoom at load time
+    assert bundle.card["domain"]["metric"] == "masked_mse" and bundle.card["domain"]["crops"] > 0
     losses = [json.loads(line) for line in (tmp / "enc" / "losses.jsonl").read_text().splitlines()]
     assert {"l2", "perceptual", "adv", "cl", "d"} <= set(losses[-1])
 

@@ -43,6 +43,7 @@ from .cards import base_card, framing_zoom
 from .config import AutoencoderConfig
 from .critic import Critic
 from .dataset import FrameSet, shard_positions
+from .domain_stats import held_out_statistics
 from .encoder import load_criterion
 from .run import Coach
 
@@ -219,6 +220,9 @@ class AutoencoderCoach(Coach):
         self.G.eval()
         self.E.eval()
         try:
+            c = self.config
+            card["domain"] = held_out_statistics(self.G, self.E, c.data, c.size, c.resolved_load_size(),
+                                                 card["framing"]["zoom"], self.device)
             save_bundle(path, card, generator=self.G, encoder=self.E, discriminator=self.D, latent_avg=latent_avg)
         finally:
             self.G.train()

@@ -36,7 +36,9 @@ def base_card(name: str, generator: torch.nn.Module, stage: str, config: Any, ru
         },
         "metrics": dict(parent.get("metrics") or {}),
     }
-    for key in ("encoder", "celcl", "edit_betas"):  # edit_betas: build-pairs' steps, kept for the direction edit
+    # edit_betas: build-pairs' steps, kept for the direction edit; domain: G(E(x))'s error on held-out faces of the
+    # training domain (sserd_cli.training.domain_stats), unchanged while G and E are
+    for key in ("encoder", "celcl", "edit_betas", "domain"):
         if key in parent:
             card[key] = parent[key]
     # How training crops were framed; `sserd edit` aligns faces with the same zoom before E.

@@ -32,6 +32,7 @@ from .cards import base_card
 from .config import EncoderTrainConfig
 from .critic import Critic, set_requires_grad
 from .dataset import FrameSet, shard_positions
+from .domain_stats import held_out_statistics
 from .ranger import Ranger
 from .run import Coach
 
@@ -153,5 +154,12 @@ class EncoderCoach(Coach):
         card = base_card(name=Path(self.config.run_dir).name or "encoder", generator=self.G, stage=self.stage,
                          config=self.config, run_info=self.run_info, parent=self.bundle.card)
         card["encoder"] = dataclasses.asdict(self.E.config)
+        c = self.config
+        self.E.eval()
+        try:
+            card["domain"] = held_out_statistics(self.G, self.E, c.data, c.size, c.resolved_load_size(),
+                                                 card["framing"]["zoom"], self.device)
+        finally:
+            self.E.train()
         save_bundle(path, card, generator=self.G, encoder=self.E, discriminator=self.D,
                     latent_avg=self.bundle.latent_avg())
