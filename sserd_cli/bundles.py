@@ -405,8 +405,11 @@ def save_bundle(
     card = _complete_card(card, target, list(files), half)
     _check_card_consistency(card, files)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise SserdError(f"{target.parent}: output folder is not writable ({exc.strerror or exc})") from None
     try:
         for part, tensors in files.items():
             save_file(tensors, str(tmp / part_file(part)), metadata={"format": "pt", "sserd_part": part})

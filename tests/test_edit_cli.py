@@ -120,7 +120,8 @@ def test_summary_line_and_quiet(media, tmp_path, capsys):
 
 def test_trim_start_end(media, tmp_path):
     out = tmp_path / "cut.mp4"
-    assert run(identity_args(media["clip"], "--emotion", "happy", "-o", out, "--start", "0.2", "--end", "0:00.6")) == 0
+    assert run(identity_args(media["clip"], "--emotion", "happy", "-o", out, "--start", "0.2", "--end", "0:00.6",
+                             "--trim")) == 0
     assert frame_count(out) == 10
 
 
@@ -215,7 +216,7 @@ class InterruptingModel(IdentityModel):
         super().__init__()
         self.after, self.seen = after, 0
 
-    def edit(self, crops):
+    def edit(self, crops, weights=None):
         self.seen += len(crops)
         if self.seen > self.after:
             raise KeyboardInterrupt
@@ -234,7 +235,7 @@ def test_ctrl_c_mid_run_leaves_no_output(media, tmp_path):
 def test_ctrl_c_through_the_cli_exits_130(media, tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
 
-    def interrupting(self, crops):
+    def interrupting(self, crops, weights=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
@@ -322,7 +323,7 @@ def test_ten_bit_source_is_said_to_become_8_bit_only_when_re_encoded(tmp_path, c
     assert run([*edit, "-o", str(tmp_path / "copy.mkv")]) == 0
     assert "8-bit" not in capsys.readouterr().err
     # trimmed: the frames are re-encoded, in 8 bits, and the user is told
-    assert run([*edit, "--end", "0.1", "-o", str(tmp_path / "trim.mkv")]) == 0
+    assert run([*edit, "--end", "0.1", "--trim", "-o", str(tmp_path / "trim.mkv")]) == 0
     assert f"{src}: the source is 10-bit video; the output is 8-bit (yuv420p)" in capsys.readouterr().err
     with av.open(str(tmp_path / "trim.mkv")) as c:
         assert c.streams.video[0].format.name == "yuv420p"

@@ -57,7 +57,7 @@ def test_batch_edit_makes_every_clip_in_every_emotion(tmp_path):
     shutil.copy(EXAMPLES / "clips" / "speaker_b.mp4", clips / "b.mp4")
     env = {**os.environ, "REFS": str(EXAMPLES / "refs")}
     result = subprocess.run(["bash", str(EXAMPLES / "batch_edit.sh"), str(clips), str(tmp_path / "out"),
-                             "--model", "identity", "--quiet", "--end", "0.5"],
+                             "--model", "identity", "--quiet", "--end", "0.5", "--trim"],
                             env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for emotion in EMOTIONS:

@@ -47,7 +47,7 @@ def test_quick_start_is_two_commands_editing_a_bundled_example_with_the_default_
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart") / "out.mp4"
-    code = run(["edit", str(CLIP), "--ref", str(ROOT / "examples" / "refs" / "angry.png"), "--end", "1",
+    code = run(["edit", str(CLIP), "--ref", str(ROOT / "examples" / "refs" / "angry.png"), "--end", "1", "--trim",
                 "-o", str(out), "--quiet"])
     return code, out
 
@@ -89,7 +89,7 @@ def test_default_bundle_on_a_real_face_runs_keeps_the_frame_and_warns_once(tmp_p
     the face and say once how to get a model for real faces."""
     src = ROOT / "examples" / "astronaut_talking.mp4"
     out = tmp_path / "astronaut.mp4"
-    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "-o", str(out), "--quiet"]) == 0
+    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "-o", str(out), "--quiet"]) == 0
     err = capfd.readouterr().err
     assert err.count("trained only on synthetic faces") == 1 and "import-stylegan" in err
     source, _ = decode(src)

@@ -12,8 +12,29 @@ import sys
 import typer
 
 from ..errors import SserdError
+from ..interrupts import Terminated, exit_code, signal_name, terminations_as_interrupts
 from . import edit, eval_real, eval_synthetic, models, prepare, synth, train, train_autoencoder
-from .console import err_console
+from .console import error, say
+
+
+def _flags_without_a_type() -> None:
+    """Typer's help prints a value type after every option; after a flag, ``<bool>`` reads as if the flag
+    took a value (``--overwrite <bool>``). Flags show no type; every other option keeps its own."""
+    import typer.core
+
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_without_a_type", False):
+        return  # another Typer: nothing to adjust, or already adjusted
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_without_a_type = True
+    option.display_type_rich = display_type_rich
+
+
+_flags_without_a_type()
 
 app = typer.Typer(
     name="sserd",
@@ -45,19 +66,50 @@ app.command("doctor")(models.doctor)
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` and return the exit code (what ``main`` exits with)."""
+    """Run the CLI with ``argv`` and return the exit code (what ``main`` exits with).
+
+    Ctrl-C, SIGTERM and SIGHUP all end a run as an interrupt (see :mod:`sserd_cli.interrupts`): the
+    clean-up of partial outputs runs, one line says so, and the code is 128 + the signal number."""
     try:
-        app(args=argv, prog_name="sserd", standalone_mode=True)
+        with terminations_as_interrupts():
+            app(args=argv, prog_name="sserd", standalone_mode=True)
     except SystemExit as exc:  # click exits through SystemExit in standalone mode
         code = exc.code
+        if _interrupt_in(exc) is not None:  # Typer turns KeyboardInterrupt into exit code 130 without a word
+            return _interrupted(_interrupt_in(exc))
         return code if isinstance(code, int) else (0 if code is None else 1)
     except SserdError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]: nothing was left half-written", highlight=False)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a path the user gave: a bug to see in full
+        # a path the user gave that cannot be read or written, met where no check caught it
+        error(f"{exc.filename}: {exc.strerror or exc}")
+        return 2
     return 0
+
+
+def _interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or :class:`~sserd_cli.interrupts.Terminated`) behind an exit, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    what = f"stopped by {signal_name(exc.signum)}" if isinstance(exc, Terminated) else "interrupted"
+    try:
+        say((what, "bold red"), ": nothing was left half-written (unfinished outputs were removed)")
+    except OSError:
+        pass  # SIGHUP: the terminal may be gone; the exit code still tells
+    return exit_code(exc)
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 
 from ..errors import SserdError
-from .console import err_console, make_progress, out_console, warn
+from .console import make_progress, out_console, say, warn
+from .timeline import check_strength
 
 METRIC_COLUMNS = ("FAD", "LSE-D", "LSE-C", "CSIM", "ID-dlib")
 
@@ -52,6 +53,11 @@ def real(
         raise SserdError(f"--settings must be intra, cross or intra,cross; got '{settings}'")
     if not data.is_dir():
         raise SserdError(f"dataset {data} not found: make one with 'sserd prepare'")
+    check_strength(strength)
+    if output is not None:
+        from ..media.atomic import check_output
+
+        check_output(output, overwrite=True)  # the results file is replaced; a bad folder fails before any work
     nets = _load_nets(arcface, syncnet, expression, expression_output, identity_proxy, device)
     for name in ("FAD", "LSE-D", "CSIM"):
         if {"FAD": nets.arcface, "LSE-D": nets.syncnet, "CSIM": nets.expression}[name] is None:
@@ -72,9 +78,10 @@ def real(
     results["model"] = model
     text = json.dumps(results, indent=2, default=float)
     if output is not None:
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(output)
+        from ..media.atomic import atomic_output
+
+        with atomic_output(output) as tmp:
+            tmp.write_text(text + "\n")
     if as_json:
         out_console.print_json(text) if out_console.is_terminal else print(text)
         return
@@ -111,9 +118,11 @@ def _fmt(value) -> str:
 
 def _print_tables(results: dict) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     for setting, block in results["settings"].items():
-        table = Table(title=f"{results['dataset']} - {setting}-identity ({results['model']})")
+        # the dataset and model are paths or names the user gave: shown as they are, not read as markup
+        table = Table(title=Text(f"{results['dataset']} - {setting}-identity ({results['model']})"))
         table.add_column("emotion")
         for column in METRIC_COLUMNS:
             table.add_column(column, justify="right")
@@ -128,6 +137,6 @@ def _print_tables(results: dict) -> None:
             table.add_row(f"[dim]{method}[/]", *(f"[dim]{_fmt(paper.get(c))}[/]" if c in paper else "" for c in METRIC_COLUMNS), "")
         out_console.print(table)
     for name, needs in results.get("missing", {}).items():
-        err_console.print(f"{name}: not computed (needs {needs})", highlight=False)
+        say(f"{name}: not computed (needs {needs})")
     if results.get("skipped"):
         warn(f"{len(results['skipped'])} (clip, emotion) pairs had no reference clip and were skipped")

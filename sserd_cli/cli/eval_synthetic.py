@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import SserdError
-from .console import err_console, out_console
+from .console import err_console, line, out_console, say
 
 COLUMNS = (("emotion_accuracy", "emotion accuracy ↑", "{:.3f}"), ("target_probability", "p(target) ↑", "{:.3f}"),
            ("expression_mae", "expression MAE ↓", "{:.3f}"), ("mouth_open_mae", "mouth-open MAE vs source ↓", "{:.3f}"),
@@ -91,7 +91,7 @@ def synthetic(
         return
     for table in results["tables"]:
         out_console.print(table)
-    err_console.print(results["legend"], highlight=False)
+    say(results["legend"])
 
 
 LEGEND = ("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech (was it kept?); "
@@ -137,11 +137,12 @@ def _score_clips(edited, clip, emotion, label, intensity, baselines, oracle, cro
 def _metric_table(title: str, labels: list[str], counts: list[str], rows: list[dict], counted: str = "frames"):
     """One column per method, one row per metric: fits a terminal for the usual handful of methods."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")  # titles and labels hold file names: no markup
     table.add_column("metric")
     for name in labels:
-        table.add_column(name, justify="right", overflow="fold")
+        table.add_column(Text(str(name)), justify="right", overflow="fold")
     table.add_row(counted, *counts)
     for key, head, fmt in COLUMNS:
         table.add_row(head, *[_fmt(fmt, d.get(key)) for d in rows])
@@ -190,7 +191,7 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
     evaluator = SyntheticEvaluator(oracle, crop_size=crop_size)
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp, err_console.status("benchmark") as status:
         folder = set_dir if set_dir is not None else Path(tmp)
-        result = run_benchmark(methods, evaluator, folder, config, progress=lambda m: status.update(f"benchmark: {m}"))
+        result = run_benchmark(methods, evaluator, folder, config, progress=lambda m: status.update(line(f"benchmark: {m}")))
     if sheet is not None:
         from ..media.atomic import atomic_output
         from ..media.image import write_image

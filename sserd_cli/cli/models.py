@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from ..errors import SserdError
-from .console import err_console, out_console, warn
+from .console import out_console, say, warn
 
 
 def import_stylegan(
@@ -43,7 +43,9 @@ def import_stylegan(
       sserd info ffhq-1024
     """
     from ..importers import import_stylegan as run_import
+    from ..media.atomic import check_output_folder
 
+    check_output_folder(output)  # before the (possibly large) weight file is read
     if channel_multiplier == "auto":
         cm = None
     else:
@@ -59,9 +61,9 @@ def import_stylegan(
         warn(note)
     if not quiet:
         gen = bundle.card["generator"]
-        err_console.print(f"[green]imported[/] {weights.name} ({bundle.card['provenance']['format']}) -> {bundle.path}: "
-                          f"{bundle.resolution}px generator, n_latent {bundle.n_latent}, style_dim {bundle.style_dim}, "
-                          f"channel multiplier {gen['channel_multiplier']}", highlight=False, soft_wrap=True)
+        say(("imported", "green"), f" {weights.name} ({bundle.card['provenance']['format']}) -> {bundle.path}: "
+            f"{bundle.resolution}px generator, n_latent {bundle.n_latent}, style_dim {bundle.style_dim}, "
+            f"channel multiplier {gen['channel_multiplier']}")
 
 
 def info(
@@ -84,23 +86,25 @@ def info(
         sys.stdout.write(json.dumps(card, indent=2) + "\n")
         return
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"model bundle {loaded.name}", show_header=False, title_justify="left")
+    # names, paths and card values come from files: cells are Text, never read as markup
+    table = Table(title=Text(f"model bundle {loaded.name}"), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("path", str(loaded.path))
+    table.add_row("path", Text(str(loaded.path)))
     parts = "  ".join(f"[green]{p}[/]" if loaded.has(p) else f"[dim]no {p}[/]" for p in PARTS)
     table.add_row("parts", parts)
     table.add_row("resolution", f"{loaded.resolution}x{loaded.resolution}")
     table.add_row("latent", f"W+ [{loaded.n_latent}, {loaded.style_dim}]")
     table.add_row("weights", str(card.get("dtype", "float32")))
-    table.add_row("emotions", ", ".join(loaded.emotions) or "-")
+    table.add_row("emotions", Text(", ".join(loaded.emotions) or "-"))
     for part in ("generator", "encoder", "celcl", "discriminator"):
         if isinstance(card.get(part), dict):
-            table.add_row(part, _inline(card[part]))
+            table.add_row(part, Text(_inline(card[part])))
     for section in ("recipe", "provenance", "metrics"):
-        table.add_row(section, _nested(card.get(section)))
-    table.add_row("created", f"{card.get('created', '-')} (sserd {card.get('sserd_version', '?')})")
+        table.add_row(section, Text(_nested(card.get(section))))
+    table.add_row("created", Text(f"{card.get('created', '-')} (sserd {card.get('sserd_version', '?')})"))
     out_console.print(table)
 
 
@@ -325,6 +329,7 @@ def doctor() -> None:
       sserd doctor
     """
     from rich.table import Table
+    from rich.text import Text
 
     checks = run_checks()
     table = Table(title="sserd doctor", title_justify="left")
@@ -334,10 +339,10 @@ def doctor() -> None:
     table.add_column("what to do", overflow="fold")
     for check in checks:
         mark = "[green]ok[/]" if check.ok else ("[red]MISSING[/]" if check.essential else "[yellow]note[/]")
-        table.add_row(check.name, mark, check.found, check.todo)
+        table.add_row(check.name, mark, Text(check.found), Text(check.todo))  # paths and versions, as found
     out_console.print(table)
     broken = [c.name for c in checks if c.essential and not c.ok]
     if broken:
-        err_console.print(f"[bold red]not ready:[/] {', '.join(broken)} (see 'what to do')", highlight=False)
+        say(("not ready:", "bold red"), f" {', '.join(broken)} (see 'what to do')")
         raise typer.Exit(1)
-    err_console.print("[green]ready:[/] everything essential works", highlight=False)
+    say(("ready:", "green"), " everything essential works")

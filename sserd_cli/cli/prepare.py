@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import SserdError
-from .console import err_console, make_progress, warn
+from .console import make_progress, say, warn
 
 
 class Layout(str, Enum):
@@ -60,6 +60,9 @@ def prepare(
         raise SserdError(f"output {output} is the dataset root itself: write the prepared data to another folder")
     if not 0.0 <= test_fraction < 1.0:
         raise SserdError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    from ..media.atomic import check_output_folder
+
+    check_output_folder(output)
     chosen = parse_emotions(emotions)
     config = CropConfig(size=size, resize=resize, every_n_frames=every_n_frames, detect_width=detect_width)
     _check_resume(output, layout.value, config)
@@ -82,7 +85,7 @@ def prepare(
 
         clips = walk_folder(root, speakers=names or None, emotions=chosen if emotions else None)
 
-    err_console.print(f"{len(clips)} clips from {len({c.speaker for c in clips})} speakers -> {output}", highlight=False)
+    say(f"{len(clips)} clips from {len({c.speaker for c in clips})} speakers -> {output}")
     with make_progress(quiet, unit="clips") as progress:
         task = progress.add_task("prepare", total=len(clips), rate="")
         crops = 0
@@ -98,15 +101,15 @@ def prepare(
                               source=f"{layout.value}:{root}",
                               meta_extra={"layout": layout.value, "seed": seed, "test_fraction": test_fraction},
                               on_clip=on_clip)
-    err_console.print(
+    say(
         f"wrote {summary.rows} crops ({summary.splits.get('train', 0)} train / {summary.splits.get('test', 0)} test) "
-        f"from {summary.done} new + {summary.skipped} resumed clips to {output / 'index.csv'}", highlight=False)
+        f"from {summary.done} new + {summary.skipped} resumed clips to {output / 'index.csv'}")
     for clip in summary.no_face:
         warn(f"no face found in any frame of {clip}")
     if summary.broken:
         warn(f"{len(summary.broken)} broken video(s) skipped:")
         for _, path, why in summary.broken:
-            err_console.print(f"  {path}: {why}", highlight=False, soft_wrap=True)
+            say(f"  {path}: {why}")
 
 
 def _check_resume(output: Path, layout: str, config) -> None:

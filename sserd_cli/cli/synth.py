@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 
 from ..errors import SserdError
-from .console import err_console, make_progress
+from ..media.atomic import atomic_output, check_output, check_output_folder
+from .console import make_progress, say
 
 synth_app = typer.Typer(help="Render the synthetic talking-face world: image datasets and talking videos with ground truth.",
                         no_args_is_help=True)
@@ -62,7 +63,7 @@ def images(
             progress.update(task, completed=done[0], rate=f"{done[0] / max(time.time() - t0, 1e-6):.1f} img/s")
 
         path, n = make_image_dataset(out, cfg, workers=_workers(workers), overwrite=overwrite, progress=step, chunk=chunk)
-    err_console.print(f"wrote {n} crops to {path}", highlight=False)
+    say(f"wrote {n} crops to {path}")
 
 
 @synth_app.command("videos")
@@ -102,7 +103,7 @@ def videos(
             progress.update(task, rate=f"{done * cfg.duration * cfg.fps / max(time.time() - t0, 1e-6):.1f} frames/s")
 
         path, n = make_video_dataset(out, cfg, workers=_workers(workers), overwrite=overwrite, progress=step)
-    err_console.print(f"wrote {total} clips and {n} crops to {path}", highlight=False)
+    say(f"wrote {total} clips and {n} crops to {path}")
 
 
 @synth_app.command("truth")
@@ -127,10 +128,9 @@ def truth(
         raise SserdError(f"{out} exists: choose another -o or pass --overwrite")
     if out.resolve() == clip.resolve():
         raise SserdError("the output would overwrite the input clip: choose another -o")
-    if not out.parent.exists():
-        raise SserdError(f"folder {out.parent} does not exist: create it or choose another -o")
+    check_output(out, overwrite)
     write_true_answer(clip, emotion, out, intensity)
-    err_console.print(f"wrote {out}", highlight=False)
+    say(f"wrote {out}")
 
 
 @synth_app.command("sheet")
@@ -152,12 +152,14 @@ def sheet(
     check_size("--size", size)
     if identities < 1:
         raise SserdError("--identities must be at least 1")
+    check_output(out, overwrite=True)
     img = contact_sheet(size, identities, seed=seed)
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
         raise SserdError(f"cannot write {out}: choose a writable path")
-    tmp.replace(out)
-    err_console.print(f"wrote {out} ({img.shape[1]}x{img.shape[0]})", highlight=False)
+    with atomic_output(out) as tmp:
+        png.tofile(str(tmp))
+    say(f"wrote {out} ({img.shape[1]}x{img.shape[0]})")
 
 
 @synth_app.command("train-oracle")
@@ -182,6 +184,7 @@ def train_oracle(
         raise SserdError("--epochs must be at least 1")
     if not 32 <= size <= 256:
         raise SserdError(f"--size {size} is impossible for the oracle: use 32..256")
+    check_output_folder(out)
     seed_everything(seed)
     tcfg = OracleTrainConfig(train_images=train_images, test_images=test_images, epochs=epochs, seed=seed,
                              workers=_workers(workers), config=OracleConfig(size=size))
@@ -193,7 +196,7 @@ def train_oracle(
                 tasks[stage] = progress.add_task(stage, total=total, rate="")
             progress.update(tasks[stage], completed=done)
 
-        card = run_training(out, tcfg, log=lambda m: err_console.print(m, highlight=False), progress=on_progress)
+        card = run_training(out, tcfg, log=lambda m: say(m), progress=on_progress)
     h = card["held_out"]
-    err_console.print(f"held-out emotion accuracy {h['emotion_accuracy']:.3f}, mouth-opening MAE {h['mouth_open_mae']:.3f}, "
-                      f"expression MAE {h['expression_mae']:.3f}; wrote {out}", highlight=False)
+    say(f"held-out emotion accuracy {h['emotion_accuracy']:.3f}, mouth-opening MAE {h['mouth_open_mae']:.3f}, "
+        f"expression MAE {h['expression_mae']:.3f}; wrote {out}")

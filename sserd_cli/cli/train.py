@@ -11,13 +11,15 @@ $(which sserd) ...``; each rank reads its shard of every batch and only rank 0 w
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .console import err_console, make_progress, warn
 from ..errors import SserdError
+from .console import err_console, make_progress, say, warn
+from .numbers import check_number, check_training_numbers
 
 RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints",
              "time_limit")
@@ -65,6 +67,10 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
     from ..training import distributed
     from ..training.run import RunDir, fit
 
+    from ..media.atomic import check_output_folder
+
+    check_training_numbers(explicit)
+    check_output_folder(out)  # an unwritable place fails here, in one line, before any data is read
     config_cls = getattr(configs, config_name)
     device = explicit.get("device")
     if device is None and resume:  # keep the run's device unless --device says otherwise
@@ -112,8 +118,8 @@ def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, ou
 
             summary = fit(coach, run, on_progress=on_progress, resume=resume)
         if ctx.is_main and not quiet:
-            err_console.print(f"{stage}: {summary['iterations']} iterations, {summary['sec_per_step']:.3f} s/step; "
-                              f"bundle [bold]{summary.get('bundle')}[/]", highlight=False)
+            say(f"{stage}: {summary['iterations']} iterations, {summary['sec_per_step']:.3f} s/step; bundle ",
+                (str(summary.get("bundle")), "bold"))
     finally:
         distributed.teardown(ctx)
 
@@ -222,8 +228,8 @@ def _parse_beta(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:  # NaN too
-        raise SserdError(f"--beta {text}: give a positive number or 'auto'")
+    if not (math.isfinite(value) and value > 0):
+        raise SserdError(f"--beta {text}: give a finite positive number or 'auto'")
     return value
 
 
@@ -260,9 +266,11 @@ def build_pairs(
     from ..training.config import PairsConfig
     from ..training.pairs import build_pairs as run_build_pairs, parse_layers
 
+    from ..media.atomic import check_output_folder
+
     step = _parse_beta(beta)
-    if svm_c <= 0:
-        raise SserdError(f"--svm-c {svm_c}: C must be positive")
+    check_number(svm_c, "--svm-c", low=0.0, above=True)
+    check_output_folder(out)
     config = PairsConfig(data=str(data), out=str(out), model=model, beta=step, layers=parse_layers(layers), svm_c=svm_c,
                          max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers,
                          load_size=load_size)
@@ -286,8 +294,8 @@ def build_pairs(
         table.add_row(emotion, acc, svm["heldout_from"], f"{svm['train_accuracy']:.3f}", f"{svm['beta']:.3g}",
                       f"{mouth['mouth']:.4f}", f"{mouth['rest']:.4f}", str(mouth["ratio"]))
     err_console.print(table)
-    err_console.print(f"{report['pairs']} images from {report['sources']} neutral sources in [bold]{report['out']}[/]; "
-                      f"bundle [bold]{report['bundle']}[/]", highlight=False)
+    say(f"{report['pairs']} images from {report['sources']} neutral sources in ", (str(report["out"]), "bold"),
+        "; bundle ", (str(report["bundle"]), "bold"))
 
 
 def train(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..emotions import EMOTIONS
 from ..errors import SserdError
@@ -41,21 +42,33 @@ class IndexRow:
 COLUMNS = tuple(f.name for f in fields(IndexRow))
 
 
+def write_via_temp(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` into ``path.tmp``, then rename it onto ``path``. Whatever stops it on the way (an error,
+    Ctrl-C, SIGTERM) removes the temporary file: the folder holds the old file or the new, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_index(root: Path, rows: Iterable[IndexRow], meta: dict) -> Path:
     """Write ``index.csv`` and ``dataset.json`` into ``root`` (atomically, file by file)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / (INDEX_FILE + ".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-    tmp.replace(root / INDEX_FILE)
+
+    def write_rows(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(asdict(row))
+
+    write_via_temp(root / INDEX_FILE, write_rows)
     full_meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **meta}
-    tmp_meta = root / (META_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
-    tmp_meta.replace(root / META_FILE)
+    write_via_temp(root / META_FILE, lambda tmp: tmp.write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n"))
     return root / INDEX_FILE
 
 

@@ -36,6 +36,21 @@ def check_output(target: str | Path, overwrite: bool = False, sources: tuple[Pat
     return target
 
 
+def check_output_folder(target: str | Path) -> Path:
+    """Validate that the folder ``target`` (a run, bundle or dataset folder) can be created or written:
+    it, or else the nearest folder above it that exists, must be a writable folder (the line is the one
+    :func:`check_output` gives for files)."""
+    target = Path(target)
+    place = target
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if place.exists() and not place.is_dir():
+        raise SserdError(f"{place}: is a file, not a folder; choose another output")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise SserdError(f"{place}: output folder is not writable")
+    return target
+
+
 def temp_path_for(target: Path) -> Path:
     """A hidden sibling of ``target`` with the same suffix (so the container format is the same)."""
     return target.with_name(f".{target.stem}.{secrets.token_hex(4)}{TEMP_MARK}{target.suffix}")

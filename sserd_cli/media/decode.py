@@ -19,13 +19,14 @@ def time_to_pts(seconds: float | None, time_base: Fraction) -> int | None:
 
 
 def decode_frames(info: VideoInfo, start: float | None = None, end: float | None = None) -> Iterator[av.VideoFrame]:
-    """Decoded frames of ``info.path`` whose time lies in ``[start, end)`` seconds (whole video when None).
+    """Decoded frames of ``info.path`` whose time lies in ``[start, end)`` seconds from the first frame (as a
+    player counts them; whole video when None).
 
     Each frame keeps its own pts in the stream's time base (variable frame rate stays variable); frames
     without a usable pts (none, or not increasing) get the previous one plus one frame duration. FFmpeg decodes on its own threads.
     """
-    start_pts = time_to_pts(start, info.time_base)
-    end_pts = time_to_pts(end, info.time_base)
+    start_pts = None if start is None else info.start_pts + time_to_pts(start, info.time_base)
+    end_pts = None if end is None else info.start_pts + time_to_pts(end, info.time_base)
     step = _frame_step(info)
     try:
         container = av.open(str(info.path), "r")
@@ -34,7 +35,7 @@ def decode_frames(info: VideoInfo, start: float | None = None, end: float | None
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start_pts:
+        if start:
             container.seek(start_pts, stream=stream, backward=True, any_frame=False)
         last = None
         index = 0

@@ -1,8 +1,9 @@
-"""Streaming video encode with PyAV, with the source's audio carried over.
+"""Streaming video encode with PyAV, with the source's audio (and subtitles) carried over.
 
-The output keeps the source's stored size, time base, frame pts and rotation (display matrix). Audio
-packets are copied unchanged, interleaved with the video as it is written; only when the output
-container cannot hold the source's audio codec is the audio re-encoded (and the caller is told why).
+The output keeps the source's stored size, time base, frame pts and rotation (display matrix). Every
+audio stream's packets are copied unchanged, interleaved with the video as it is written; only when the
+output container cannot hold an audio codec is that stream re-encoded (and the caller is told why); see
+:mod:`.carry`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import av
 
 from ..errors import SserdError
-from .decode import time_to_pts
+from .carry import StreamCarrier, open_tracks
 from .probe import VideoInfo, _reason
 
 Note = Callable[[str], None]
@@ -45,10 +46,10 @@ def _video_codec(suffix: str, settings: EncodeSettings) -> tuple[str, str, dict[
 
 
 class VideoWriter:
-    """Write frames (in the source's time base) to ``path``; copy the source's audio alongside.
+    """Write frames (in the source's time base) to ``path``; copy the source's audio and subtitles alongside.
 
-    ``start``/``end`` (seconds) are the trimmed span: times are shifted so the output starts at the
-    first kept frame, and only the audio of that span is carried over.
+    ``start``/``end`` (seconds from the first frame) are the trimmed span: times are shifted so the output
+    starts at the first kept frame, and only the audio of that span is carried over.
     """
 
     def __init__(self, path: Path, info: VideoInfo, settings: EncodeSettings = EncodeSettings(),
@@ -76,7 +77,7 @@ class VideoWriter:
             self.stream.thread_type = "AUTO"
             if info.rotation:
                 self.stream.set_display_rotation(info.rotation)
-            self.audio = AudioCarrier(info, self.container, self._start, note) if info.has_audio else None
+            self.audio = StreamCarrier(info, self.container, start, note)
         except BaseException:
             self.container.close()
             raise
@@ -118,91 +119,26 @@ class VideoWriter:
         self.container.close()
 
 
-class AudioCarrier:
-    """Carries the source's first audio stream into ``out``: packet copy, or re-encode if it must."""
-
-    def __init__(self, info: VideoInfo, out: av.container.OutputContainer, start: float, note: Note | None):
-        self.source = av.open(str(info.path), "r")
-        self.src_stream = self.source.streams.audio[0]
-        tb = self.src_stream.time_base
-        self.start_pts = time_to_pts(start, tb) or 0
-        if self.start_pts:
-            self.source.seek(self.start_pts, stream=self.src_stream, backward=True)
-        self._packets = self.source.demux(self.src_stream)
-        self._pending: av.Packet | None = None
-        self.resampler = None
-        try:
-            self.stream = out.add_stream_from_template(self.src_stream)
-            self.copy = True
-        except ValueError:
-            # the container cannot hold this codec (e.g. AAC in WebM): re-encode with the container's default
-            name = out.default_audio_codec
-            self.stream = out.add_stream(name, rate=self.src_stream.rate)
-            self.stream.layout = self.src_stream.layout
-            self.copy = False
-            fmt = self.stream.codec_context.codec.audio_formats[0].name
-            self.resampler = av.AudioResampler(format=fmt, layout=self.src_stream.layout, rate=self.src_stream.rate)
-            if note is not None:
-                note(f"audio re-encoded from {self.src_stream.codec_context.name} to {name}: "
-                     f"the {Path(out.name).suffix} container cannot hold {self.src_stream.codec_context.name}")
-
-    def write_until(self, seconds: float | None) -> None:
-        """Mux audio up to ``seconds`` of output time (everything left when None)."""
-        tb = self.src_stream.time_base
-        limit = None if seconds is None else self.start_pts + int(seconds / tb)
-        while True:
-            packet = self._pending if self._pending is not None else next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            if packet.size == 0 or packet.pts is None:
-                continue
-            if limit is not None and packet.pts >= limit:
-                self._pending = packet
-                return
-            self._emit(packet)
-
-    def finish(self, end: float | None) -> None:
-        self.write_until(end)
-        if not self.copy:
-            self._encode(None)
-
-    def _emit(self, packet: av.Packet) -> None:
-        if self.start_pts and packet.pts < self.start_pts:
-            return  # before the trimmed span (untrimmed, the codec's priming packets at pts < 0 are kept)
-        if self.copy:
-            packet.pts -= self.start_pts
-            if packet.dts is not None:
-                packet.dts -= self.start_pts
-            packet.stream = self.stream
-            self.stream.container.mux(packet)
-        else:
-            for frame in self.src_stream.decode(packet):
-                if frame.pts is not None and frame.pts < self.start_pts:
-                    continue
-                frame.pts = None  # let the resampler/encoder count samples from zero
-                for out_frame in self.resampler.resample(frame):
-                    self._encode(out_frame)
-
-    def _encode(self, frame) -> None:
-        self.stream.container.mux(self.stream.encode(frame))
-
-    def close(self) -> None:
-        self.source.close()
-
-
-def copy_streams(info: VideoInfo, path: Path) -> None:
-    """Write ``info.path``'s video and first audio stream unchanged into ``path`` (a packet remux)."""
+def copy_streams(info: VideoInfo, path: Path, note: Note | None = None) -> None:
+    """Write ``info.path``'s video, audio and subtitle streams unchanged into ``path`` (a packet remux).
+    A video or audio stream the container cannot hold is a :class:`SserdError`; a subtitle or other stream
+    it cannot hold is left out and named through ``note``."""
     with av.open(str(info.path), "r") as src, av.open(str(path), "w") as out:
-        streams = [src.streams.video[0]] + ([src.streams.audio[0]] if src.streams.audio else [])
+        video = src.streams.video[0]
         try:
-            mapping = {s.index: out.add_stream_from_template(s, opaque=True) for s in streams}
+            copy = out.add_stream_from_template(video, opaque=True)
         except ValueError as exc:
             raise SserdError(f"{path}: {exc}; choose an output extension that can hold it (e.g. .mkv)") from None
         if info.rotation:
-            mapping[streams[0].index].set_display_rotation(info.rotation)
-        for packet in src.demux(*streams):
-            if packet.size == 0 or packet.dts is None:
+            copy.set_display_rotation(info.rotation)
+        tracks = {t.source.index: t for t in open_tracks(src, out, 0.0, note, reencode=False)}
+        for packet in src.demux(video, *(t.source for t in tracks.values())):
+            # only the demuxer's empty flush packets are skipped: Matroska leaves the dts of reordered
+            # (B-frame) video unset, keyframes included, and the muxer derives it
+            if packet.size == 0 or (packet.dts is None and packet.pts is None):
                 continue
-            packet.stream = mapping[packet.stream_index]
-            out.mux(packet)
+            if packet.stream_index == video.index:
+                packet.stream = copy
+                out.mux(packet)
+            else:
+                tracks[packet.stream_index].emit(packet)

@@ -34,6 +34,7 @@ class VideoInfo:
     codec: str
     audio_codec: str | None
     bit_depth: int = 8  # bits per sample of the decoded pixels (10 for most HDR and pro footage)
+    start_pts: int = 0  # pts of the first frame: time 0 as a player counts it (--start, --span)
 
     @property
     def has_audio(self) -> bool:
@@ -90,6 +91,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             codec=stream.codec_context.name,
             audio_codec=audio.codec_context.name if audio is not None and audio.codec_context is not None else None,
             bit_depth=max((c.bits for c in first.format.components), default=8),
+            start_pts=int(first.pts or 0),
         )
 
 

@@ -20,9 +20,11 @@ class Job:
     output: Path
 
 
-def plan_outputs(sources: list[Path], output: Path) -> list[Job]:
+def plan_outputs(sources: list[Path], output: str | Path) -> list[Job]:
     """Pair each source with its output. Several sources (or a folder source) need ``output`` to be a
-    folder (created if missing): each result keeps its source's file name there."""
+    folder (created if missing): each result keeps its source's file name there. One source goes into a
+    folder when ``output`` is one, or is a name ending with a slash (``-o edited/``)."""
+    folder_named = isinstance(output, str) and output.endswith(("/", os.sep))
     sources = [Path(s) for s in sources]
     expanded: list[Path] = []
     batch = len(sources) > 1
@@ -43,17 +45,17 @@ def plan_outputs(sources: list[Path], output: Path) -> list[Job]:
             raise SserdError(f"{expanded[0]}: no such file")
         if output.is_dir():
             return [Job(expanded[0], output / expanded[0].name)]
+        if folder_named:
+            if output.exists():
+                raise SserdError(f"{output}: -o ends with / but this is a file, not a folder")
+            _make_folder(output)
+            return [Job(expanded[0], output / expanded[0].name)]
         return [Job(expanded[0], output)]
     if output.exists() and not output.is_dir():
         raise SserdError(f"{output}: several sources need a folder as output, and this is a file")
     if output.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not output.exists():
         raise SserdError(f"{output}: several sources need a folder as output, not a {output.suffix} file name")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SserdError(f"{output}: cannot create the output folder ({exc.strerror})") from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise SserdError(f"{output}: output folder is not writable")
+    _make_folder(output)
     jobs, taken = [], set()
     for source in expanded:
         target = output / source.name
@@ -62,6 +64,15 @@ def plan_outputs(sources: list[Path], output: Path) -> list[Job]:
         taken.add(target)
         jobs.append(Job(source, target))
     return jobs
+
+
+def _make_folder(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SserdError(f"{output}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise SserdError(f"{output}: output folder is not writable")
 
 
 def run_edits(jobs: list[Job], model: EditModel, options: EditOptions, *, overwrite: bool = False, progress=None,
@@ -96,7 +107,12 @@ def _run_one(job: Job, model, options, overwrite, progress, note) -> EditReport:
             rate = f"{state['done'] / elapsed:.1f} fps" if elapsed > 0 else ""
             progress.update(task, advance=n, rate=rate)
 
-    report = edit_path(job.source, job.output, model, options, overwrite=overwrite, progress=advance, note=note)
+    try:
+        report = edit_path(job.source, job.output, model, options, overwrite=overwrite, progress=advance, note=note)
+    except BaseException:
+        if progress is not None:
+            progress.remove_task(task)  # a failed job's empty bar would stand above its error line
+        raise
     if progress is not None:
         progress.update(task, total=max(report.frames, 1), completed=max(report.frames, 1))
     return report

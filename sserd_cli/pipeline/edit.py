@@ -2,17 +2,22 @@
 
 Four stages overlap in threads joined by bounded pipes (see :mod:`.stages`):
 
-1. decode (PyAV, FFmpeg's own threads): frames with their pts, turned upright by the rotation metadata;
-2. faces: detect the main face, track and smooth its alignment over a bounded look-ahead window;
+1. decode (PyAV, FFmpeg's own threads): frames with their pts, turned upright by the rotation metadata,
+   each with the edit's presence and per-target strengths at its time (see :mod:`.spans`);
+2. faces: detect the main face, track and smooth its alignment over a bounded look-ahead window, in the
+   frames some span reaches (the others need no face work);
 3. model: aligned crops in batches through the model, pasted back with a feathered mask;
-4. encode (the calling thread): frames without a face are re-encoded from the decoded frame itself,
-   audio packets are copied alongside, all into a temporary file that is renamed at the end.
+4. encode (the calling thread): frames without a face (or outside every span) are re-encoded from the
+   decoded frame itself, audio and subtitle packets are copied alongside, all into a temporary file that
+   is renamed at the end.
 
 Memory is bounded by the pipe capacities and the tracker's window, never by the video's length.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,14 +28,15 @@ import av
 import numpy as np
 
 from ..errors import SserdError
-from ..media.atomic import atomic_output, check_output
+from ..media.atomic import atomic_output, check_output, temp_path_for
 from ..media.decode import decode_frames
 from ..media.encode import EncodeSettings, VideoWriter, copy_streams
 from ..media.frames import FrameConverter
-from ..media.image import read_image, write_image
+from ..media.image import read_still, write_still
 from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from .faces import FaceFollower, FaceSettings, crop_and_paste
 from .models import EditModel
+from .spans import Timeline, describe
 from .stages import END, Pipe, Run, Stopped, feed
 
 Observer = Callable[[int, "np.ndarray | None"], None]
@@ -38,9 +44,12 @@ Observer = Callable[[int, "np.ndarray | None"], None]
 
 @dataclass(frozen=True)
 class EditOptions:
-    """Settings of one edit run (the CLI's options, minus the model and target)."""
+    """Settings of one edit run (the CLI's options, minus the model and targets). ``timeline`` says which
+    frames are edited, how strongly and towards which target; ``start``/``end`` (seconds) trim the output
+    to that stretch (``--trim``); None keeps the whole video."""
 
     batch_size: int = 8
+    timeline: Timeline = field(default_factory=Timeline)
     start: float | None = None
     end: float | None = None
     encode: EncodeSettings = field(default_factory=EncodeSettings)
@@ -74,9 +83,11 @@ class FrameItem:
 
     index: int
     frame: av.VideoFrame | None
-    rgb: np.ndarray
+    rgb: np.ndarray | None  # None outside every span: no face work there
     m: np.ndarray | None = None
     edited: np.ndarray | None = None
+    presence: float = 1.0  # how much of the model's face is blended in (see spans.Timeline.at)
+    weights: np.ndarray | None = None  # strength towards each target; None: 1 towards the only one
 
 
 def edit_path(source: str | Path, output: str | Path, model: EditModel, options: EditOptions = EditOptions(), *,
@@ -88,11 +99,14 @@ def edit_path(source: str | Path, output: str | Path, model: EditModel, options:
     if is_image_path(source):
         if not is_image_path(output):
             raise SserdError(f"{output}: a still image source needs an image output (e.g. {output.with_suffix(source.suffix).name})")
+        if not options.timeline.whole or options.start is not None or options.end is not None:
+            raise SserdError(f"{source}: a still image has no time: edit it without --start, --end, --span or --trim")
         check_output(output, overwrite, (source,))
         return edit_image(source, output, model, options, note=note, observer=observer)
     info = probe_video(source)
     if output.suffix.lower() not in VIDEO_SUFFIXES:
-        raise SserdError(f"{output}: a video source needs a video output (.mp4, .mov, .mkv, .webm or .avi)")
+        hint = f"; to write into a folder, end -o with / ({output.name}/)" if not output.suffix else ""
+        raise SserdError(f"{output}: a video source needs a video output (.mp4, .mov, .mkv, .webm or .avi){hint}")
     check_output(output, overwrite, (source,))
     return edit_video(info, output, model, options, progress=progress, note=note, observer=observer)
 
@@ -100,24 +114,30 @@ def edit_path(source: str | Path, output: str | Path, model: EditModel, options:
 def edit_image(source: Path, output: Path, model: EditModel, options: EditOptions = EditOptions(), *,
                note=None, observer: Observer | None = None) -> EditReport:
     started = time.perf_counter()
-    rgb = read_image(source)
+    still = read_still(source)
+    rgb = still.rgb
     report = EditReport(source, output, frames=1)
+    for message in still.notes:
+        _say(note, report, f"{source}: {message}")
     follower = FaceFollower(options.faces, model.resolution, model.zoom)
     m = follower.align_still(rgb)
     if observer is not None:
         observer(0, m)
+    weights = options.timeline.at(0.0)[1]  # a still is edited as the first frame of a whole-video edit
     with atomic_output(output) as temp:
         if m is None:
             _say(note, report, f"{source}: no face found: the output is the input unchanged")
             if source.suffix.lower() == output.suffix.lower():
                 shutil.copyfile(source, temp)
             else:
-                write_image(temp, rgb, output.suffix)
+                for loss in write_still(temp, still, None, output.suffix):
+                    _say(note, report, f"{output}: {loss}")
             report.passed = 1
         else:
-            item = FrameItem(0, None, rgb, m)
+            item = FrameItem(0, None, rgb, m, weights=weights)
             crop_and_paste([item], model, options.color_match)
-            write_image(temp, item.edited, output.suffix)
+            for loss in write_still(temp, still, item.edited, output.suffix):
+                _say(note, report, f"{output}: {loss}")
             report.edited = 1
     report.seconds = time.perf_counter() - started
     return report
@@ -130,6 +150,9 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
     started = time.perf_counter()
     report = EditReport(info.path, output)
     trimmed = options.start is not None or options.end is not None
+    timeline = options.timeline
+    _check_spans_in_video(info, timeline)
+    in_span = [0] * len(timeline.spans)  # frames inside each span, counted by the decode stage
     with atomic_output(output) as temp:
         run, writer = Run(), None
         try:
@@ -137,7 +160,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             decoded = Pipe(run, options.pipe_frames)
             located = Pipe(run, options.pipe_frames)
             done = Pipe(run, options.pipe_frames)
-            run.start("decode", lambda: feed(run, _decoded_items(info, options), decoded))
+            run.start("decode", lambda: feed(run, _decoded_items(info, options, in_span), decoded))
             run.start("faces", lambda: _face_stage(run, decoded, located, options, model))
             run.start("model", lambda: _model_stage(run, located, done, model, options))
             converter = FrameConverter()
@@ -161,13 +184,17 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
         run.close()
         if report.frames == 0:
             raise SserdError(f"{info.path}: no frames between --start and --end")
+        if not any(in_span):
+            raise SserdError(f"{info.path}: no frame lies in {_spans_text(timeline)}"
+                             + (f"; the video is {info.duration:.2f} s long" if info.duration else ""))
+        for span, count in zip(timeline.spans, in_span):
+            if count == 0 and not trimmed:
+                _say(note, report, f"{info.path}: no frame lies in the span {describe(span)}: nothing edited there")
         if not trimmed and info.frames and report.frames < info.frames:
             _say(note, report, f"{info.path}: the video ended after {report.frames} of the {info.frames} frames "
                                "its header announces: the file may be truncated")
-        if report.edited == 0 and not trimmed:
-            # nothing to edit: hand back the source's own streams, bit for bit
-            temp.unlink()
-            copy_streams(info, temp)
+        copied = report.edited == 0 and not trimmed and _copy_instead(info, temp)
+        if copied:
             _say(note, report, f"{info.path}: no face found in any frame: the output is the input unchanged")
         else:
             if report.edited == 0:
@@ -177,6 +204,21 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                                    f"({writer.pix_fmt})")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _copy_instead(info, temp: Path) -> bool:
+    """Nothing was edited: replace the re-encoded ``temp`` by the source's own streams, bit for bit, when
+    the output container can hold them (else the re-encoded frames stay). The notes about streams that
+    cannot be carried were given while writing ``temp``; the copy would only repeat them."""
+    copy = temp_path_for(temp)
+    try:
+        copy_streams(info, copy)
+        os.replace(copy, temp)
+        return True
+    except SserdError:
+        return False
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def _say(note, report: EditReport, message: str) -> None:
@@ -194,21 +236,46 @@ def _drain(run: Run, pipe: Pipe) -> Iterator[FrameItem]:
     run.raise_error()
 
 
-def _decoded_items(info, options: EditOptions) -> Iterator[FrameItem]:
+def _decoded_items(info, options: EditOptions, in_span: list[int]) -> Iterator[FrameItem]:
     turns = (info.rotation // 90) % 4
     converter = FrameConverter()
+    timeline = options.timeline
     for index, frame in enumerate(decode_frames(info, options.start, options.end)):
+        t = float((frame.pts - info.start_pts) * info.time_base)  # seconds as a player counts them
+        presence, weights = timeline.at(t)
+        span = timeline.span_index(t)
+        if span is not None:
+            in_span[span] += 1
+        if presence <= 0:
+            yield FrameItem(index, frame, None, presence=0.0)  # passed through: no pixels needed
+            continue
         rgb = converter.to_rgb(frame)
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, turns))  # upright, as a player shows it
-        yield FrameItem(index, frame, rgb)
+        yield FrameItem(index, frame, rgb, presence=presence, weights=weights)
 
 
 def _face_stage(run: Run, inbox: Pipe, outbox: Pipe, options: EditOptions, model: EditModel) -> None:
     follower = FaceFollower(options.faces, model.resolution, model.zoom)
-    for item in follower.follow(inbox):
-        outbox.put(item)
+    # the face is followed through each stretch of frames that some span reaches, afresh in each one;
+    # the frames between pass straight on
+    for active, items in itertools.groupby(inbox, key=lambda item: item.presence > 0):
+        for item in follower.follow(items) if active else items:
+            outbox.put(item)
     outbox.put(END)
+
+
+def _check_spans_in_video(info, timeline: Timeline) -> None:
+    """Spans that all start after the end of the video are a mistake to say before any work."""
+    if info.duration > 0 and all(span.start >= info.duration for span in timeline.spans):
+        raise SserdError(f"{info.path}: no frame lies in {_spans_text(timeline)}; the video is "
+                         f"{info.duration:.2f} s long")
+
+
+def _spans_text(timeline: Timeline) -> str:
+    if len(timeline.spans) == 1:
+        return f"the span {describe(timeline.spans[0])}"
+    return "the spans " + ", ".join(describe(s) for s in timeline.spans)
 
 
 def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions) -> None:

@@ -158,13 +158,21 @@ def _eyes(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def crop_and_paste(items: list, model, color_match: bool = False) -> None:
-    """Edit the items that have an alignment: one batched model call, then paste each crop back."""
+    """Edit the items that have an alignment: one batched model call, then paste each crop back.
+
+    Items may carry ``weights`` (strength per target, for the model) and ``presence`` (the share of the
+    model's face blended over the frame's: the fade in and out of a span)."""
     faced = [item for item in items if item.m is not None]
     if not faced:
         return
     size = model.resolution
     crops = np.stack([warp_to_crop(item.rgb, item.m, size) for item in faced])
-    edited = model.edit(crops)
+    weighted = [getattr(item, "weights", None) is not None for item in faced]
+    if any(weighted) and not all(weighted):
+        raise ValueError("a batch mixes items with and without weights")
+    edited = model.edit(crops, np.stack([item.weights for item in faced]) if all(weighted) else None)
     mask = face_mask(size, model.zoom)
     for item, crop in zip(faced, edited):
-        item.edited = paste_back(item.rgb, crop, item.m, mask, color_match=color_match)
+        presence = float(getattr(item, "presence", 1.0))
+        item.edited = paste_back(item.rgb, crop, item.m, mask if presence >= 1.0 else mask * presence,
+                                 color_match=color_match)

@@ -41,19 +41,27 @@ class Target:
 
 class EditModel(ABC):
     """An editor of aligned face crops. ``resolution`` is the crop side it works at, ``zoom`` the
-    framing of its crops (1.0: FFHQ framing; see :mod:`sserd_cli.faces.align`)."""
+    framing of its crops (1.0: FFHQ framing; see :mod:`sserd_cli.faces.align`).
+
+    A run may edit towards several targets (one per span of the video, see :mod:`.spans`): they are set
+    once, and each :meth:`edit` call says per crop how strongly to go towards each."""
 
     name: str
     resolution: int
     zoom: float = 1.0
 
-    @abstractmethod
     def set_target(self, target: Target) -> None:
-        """Fix what every following :meth:`edit` call edits towards (computed once per run)."""
+        """Fix the one target every following :meth:`edit` call edits towards (computed once per run)."""
+        self.set_targets([target])
 
     @abstractmethod
-    def edit(self, crops: np.ndarray) -> np.ndarray:
-        """Edited crops: uint8 [B, S, S, 3] RGB in, same shape out."""
+    def set_targets(self, targets: list[Target]) -> None:
+        """Fix the targets that :meth:`edit`'s ``weights`` columns refer to (computed once per run)."""
+
+    @abstractmethod
+    def edit(self, crops: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Edited crops: uint8 [B, S, S, 3] RGB in, same shape out. ``weights`` [B, n_targets] is the
+        strength towards each target per crop (None: 1 towards the first target, for every crop)."""
 
 
 class IdentityModel(EditModel):
@@ -65,16 +73,18 @@ class IdentityModel(EditModel):
         # 512 px keeps a face of up to ~400 px frame height at full detail through warp and paste-back
         self.resolution = int(resolution)
 
-    def set_target(self, target: Target) -> None:
-        self.target = target
+    def set_targets(self, targets: list[Target]) -> None:
+        self.targets = list(targets)
 
-    def edit(self, crops: np.ndarray) -> np.ndarray:
+    def edit(self, crops: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         return crops
 
 
 class LatentModel(EditModel):
     """An editor in the generator's latent space: crops -> E -> w_s -> :meth:`codes` -> G. Subclasses
     say how the code is changed; batched, on the chosen device, fp16 autocast on CUDA."""
+
+    n_targets = 1  # set by set_targets()
 
     def __init__(self, bundle, device="cpu"):
         import torch
@@ -89,16 +99,32 @@ class LatentModel(EditModel):
         self.generator = bundle.generator(self.device).eval()
 
     @abstractmethod
-    def codes(self, w_s):
-        """The edited W+ codes of source codes ``w_s`` [B, n_latent, D]."""
+    def codes(self, w_s, weights=None):
+        """The edited W+ codes of source codes ``w_s`` [B, n_latent, D]; ``weights`` [B, n_targets] as in
+        :meth:`EditModel.edit` (a tensor on ``w_s``'s device, or None)."""
 
-    def edit(self, crops: np.ndarray) -> np.ndarray:
+    def edit(self, crops: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         import torch
 
         with torch.inference_mode(), self._autocast():
-            w = self.codes(self._encode(crops))
+            w_s = self._encode(crops)
+            w = self.codes(w_s, weights)
             image = self.generator.synthesis(w, noise_mode="const")
             return _to_uint8(image)
+
+    def _weights(self, weights, batch: int, like):
+        """``weights`` as a [batch, n_targets] tensor like ``like``; None: 1 towards the first target."""
+        import torch
+
+        if torch.is_tensor(weights):
+            return weights.to(device=like.device, dtype=like.dtype)
+        if weights is None:
+            weights = np.zeros((batch, max(1, self.n_targets)))
+            weights[:, 0] = 1.0
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (batch, max(1, self.n_targets)):
+            raise ValueError(f"weights {weights.shape} do not match {batch} crops and {self.n_targets} targets")
+        return torch.from_numpy(weights).to(device=like.device, dtype=like.dtype)
 
     def _encode(self, crops: np.ndarray):
         import torch
@@ -127,9 +153,13 @@ class SserdModel(LatentModel):
         super().__init__(bundle, device)
         self.strength = float(strength)
         self.celcl = bundle.celcl(self.device).eval()
-        self.w_r = None
+        self.w_r: list = []
 
-    def set_target(self, target: Target) -> None:
+    def set_targets(self, targets: list[Target]) -> None:
+        self.w_r = [self._reference_code(target) for target in targets]
+        self.n_targets = len(self.w_r)
+
+    def _reference_code(self, target: Target):
         import torch
 
         if target.emotion is not None:
@@ -140,24 +170,31 @@ class SserdModel(LatentModel):
                 raise SserdError(f"model '{self.name}' has no mean code for '{key}' (it has: {have}); "
                                  "use --ref with a reference image of that emotion instead")
             code = codes[key].to(self.device, torch.float32)
-            self.w_r = code.reshape(1, *code.shape[-2:])
-        else:
-            codes = [self._encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
-            self.w_r = torch.cat(codes).float().mean(dim=0, keepdim=True)
+            return code.reshape(1, *code.shape[-2:])
+        codes = [self._encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
+        return torch.cat(codes).float().mean(dim=0, keepdim=True)
 
-    def codes(self, w_s):
-        if self.w_r is None:
+    def codes(self, w_s, weights=None):
+        if not self.w_r:
             raise RuntimeError("set_target() must be called before edit()")
-        return self.celcl.edit(w_s, self.w_r.expand(len(w_s), -1, -1).to(w_s.dtype), strength=self.strength)
+        weights = self._weights(weights, len(w_s), w_s)
+        w = w_s.clone()
+        for t, w_r in enumerate(self.w_r):
+            rows = weights[:, t] != 0  # each target's emotion code only for the crops that go towards it
+            if bool(rows.any()):
+                w_e = self.celcl(w_s[rows], w_r.expand(int(rows.sum()), -1, -1).to(w_s.dtype))
+                w[rows] = w[rows] + (self.strength * weights[rows, t])[:, None, None] * w_e
+        return w
 
 
 class ReconstructionModel(LatentModel):
     """G(E(x)) with no emotion code: what inversion alone does to a face (a benchmark baseline)."""
 
-    def set_target(self, target: Target) -> None:
-        self.target = target
+    def set_targets(self, targets: list[Target]) -> None:
+        self.targets = list(targets)
+        self.n_targets = len(self.targets)
 
-    def codes(self, w_s):
+    def codes(self, w_s, weights=None):
         return w_s
 
 
@@ -169,18 +206,27 @@ class DirectionModel(LatentModel):
         super().__init__(bundle, device)
         self.betas = {e: float(beta) for e in bundle.directions()} if beta is not None else pairs_betas(bundle.card)
         self.directions = bundle.directions()
-        self.direction = None
+        self.steps: list = []
 
-    def set_target(self, target: Target) -> None:
+    def set_targets(self, targets: list[Target]) -> None:
+        self.steps = [self._step(target) for target in targets]
+        self.n_targets = len(self.steps)
+
+    def _step(self, target: Target):
         if target.emotion is None:
             raise SserdError("the direction edit needs an emotion name (--emotion), not a reference")
         key = target.emotion.strip().lower()
         if key != "neutral" and key not in self.directions:
             raise SserdError(f"model '{self.name}' has no direction for '{key}'; rebuild it with 'sserd build-pairs'")
-        self.direction = None if key == "neutral" else self.betas.get(key, DEFAULT_BETA) * self.directions[key].to(self.device)
+        return None if key == "neutral" else self.betas.get(key, DEFAULT_BETA) * self.directions[key].to(self.device)
 
-    def codes(self, w_s):
-        return w_s if self.direction is None else w_s + self.direction.to(w_s.dtype)
+    def codes(self, w_s, weights=None):
+        weights = self._weights(weights, len(w_s), w_s)
+        w = w_s
+        for t, step in enumerate(self.steps):
+            if step is not None:  # a neutral target keeps the source code
+                w = w + weights[:, t, None, None] * step.to(w_s.dtype)
+        return w
 
 
 DEFAULT_BETA = 15.0  # build-pairs' default step along a direction (the paper's)

@@ -14,7 +14,6 @@ the crops it lists) is what makes a clip "done" for resuming.
 from __future__ import annotations
 
 import json
-import os
 import wave
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SserdError
+from ..index import write_via_temp
 from .clips import ClipSource
 
 PARTS_DIR = "parts"
@@ -115,19 +115,18 @@ def _write_png(path: Path, crop_rgb: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", np.ascontiguousarray(crop_rgb[:, :, ::-1]))
     if not ok:
         raise OSError(f"PNG encoding failed for {path}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
+    write_via_temp(path, lambda tmp: tmp.write_bytes(data.tobytes()))
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with wave.open(str(tmp), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(AUDIO_RATE)
-        handle.writeframes(samples.astype("<i2").tobytes())
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with wave.open(str(tmp), "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(AUDIO_RATE)
+            handle.writeframes(samples.astype("<i2").tobytes())
+
+    write_via_temp(path, write)
 
 
 def read_audio_16k(path: Path) -> np.ndarray | None:
@@ -265,9 +264,7 @@ def _prepare(source: ClipSource, out_root: Path, config: CropConfig) -> ClipRepo
             "audio": audio_rel, "framing": config.framing(), "rows": rows}
     path = part_path(out_root, source.clip)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(part))
-    os.replace(tmp, path)
+    write_via_temp(path, lambda tmp: tmp.write_text(json.dumps(part)))
     message = "" if rows else "no face found in any frame"
     return ClipReport(clip=source.clip, status="done", frames=n_frames, crops=len(rows), fps=fps,
                       audio=audio_rel, message=message, rows=rows)

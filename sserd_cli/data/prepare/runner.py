@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ... import interrupts
 from ..index import IndexRow, write_index
 from .clips import ClipSource, assign_splits
 from .crops import ClipReport, CropConfig, config_dict, prepare_clip
@@ -53,12 +54,19 @@ def run_prepare(clips: list[ClipSource], out_root: Path, config: CropConfig, *, 
     else:
         # spawn, not fork: the parent may hold torch/rich threads that fork would copy mid-state
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        # workers end on SIGTERM/SIGHUP as on Ctrl-C, through their own clean-up (see sserd_cli.interrupts)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=interrupts.install) as pool:
             pending = {pool.submit(prepare_clip, clip, out_root, config) for clip in clips}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    record(future.result())
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(future.result())
+            except BaseException:
+                # interrupted (or a worker failed): the clips not started must not run on while the
+                # pool shuts down; the ones running finish their files, and a resumed run skips them
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
     summary = PrepareSummary()
     rows: list[IndexRow] = []

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,6 +24,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from ... import interrupts
 from ...emotions import EMOTIONS
 from ...errors import SserdError
 from ..index import IndexRow, write_index
@@ -193,11 +195,15 @@ def _run(tasks: list, fn: Callable, workers: int, progress: Callable[[int], None
                 progress(1)
             yield res
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for res in pool.map(fn, tasks):
-            if progress:
-                progress(1)
-            yield res
+    with ProcessPoolExecutor(max_workers=workers, initializer=interrupts.install) as pool:
+        try:
+            for res in pool.map(fn, tasks):
+                if progress:
+                    progress(1)
+                yield res
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # see make_*_dataset: nothing may run on
+            raise
 
 
 def paper_resize(size: int, resize: int | None) -> int:
@@ -228,7 +234,9 @@ def make_image_dataset(out: Path, cfg: ImageSetConfig, workers: int = 1, overwri
     tmp = _prepare_output(out, overwrite)
     try:
         tasks = [(asdict(cfg), str(tmp), s, min(s + chunk, cfg.count)) for s in range(0, cfg.count, chunk)]
-        records = [r for batch in _run(tasks, _image_task, workers, progress) for r in batch]
+        # closed here, not when garbage collected: on an interrupt the workers must be done before tmp is removed
+        with closing(_run(tasks, _image_task, workers, progress)) as batches:
+            records = [r for batch in batches for r in batch]
         rows = [IndexRow(r["path"], r["speaker"], r["emotion"], r["intensity"], r["clip"], r["frame"], r["split"],
                          "synthetic") for r in records]
         with (tmp / "labels.jsonl").open("w") as handle:
@@ -254,7 +262,7 @@ def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwri
     """Render talking clips per speaker x emotion x clip into ``out``; returns (out, index rows)."""
     if cfg.speakers < 1 or cfg.clips_per_emotion < 1:
         raise SserdError("--speakers and --clips-per-emotion must be at least 1")
-    if cfg.duration <= 0 or cfg.duration > 600:
+    if not 0 < cfg.duration <= 600:  # written so that NaN fails too
         raise SserdError(f"--duration {cfg.duration} is impossible: use a length in (0, 600] seconds")
     if not 1 <= cfg.fps <= 120:
         raise SserdError(f"--fps {cfg.fps} is impossible: use 1..120")
@@ -270,7 +278,8 @@ def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwri
     tmp = _prepare_output(out, overwrite)
     try:
         tasks = [(asdict(cfg), str(tmp), s, e, c) for s, e, c in video_tasks(cfg)]
-        records = [r for batch in _run(tasks, _video_task, workers, progress) for r in batch]
+        with closing(_run(tasks, _video_task, workers, progress)) as batches:  # see make_image_dataset
+            records = [r for batch in batches for r in batch]
         rows = [IndexRow(r["path"], r["speaker"], r["emotion"], r["intensity"], r["clip"], r["frame"], r["split"],
                          "synthetic") for r in records]
         write_index(tmp, rows, {"source": "sserd synth videos", "crop_size": cfg.crop_size, "config": asdict(cfg),
