@@ -9,7 +9,7 @@
 # (skipped when its JSON is newer than every bundle), and the packing of the fp16 bundle into models/
 # (set ABLATIONS=0 / PACK=0 to skip).
 #
-# Knobs (environment): SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, LAYERS (the W+ rows the
+# Knobs (environment): UNTIL=enc (stop after the encoder stage), SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, LAYERS (the W+ rows the
 # pair-building edit moves; LAYERS= empty for every row), WORKERS (decoding threads), OUT (where PACK writes the
 # bundle; default models/sserd-synthetic), EVAL_SPEAKERS and EVAL_SECONDS (the held-out benchmark's size).
 # GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
@@ -47,6 +47,8 @@ run "$GAN_STEPS" "$WORK/gan" sserd train-stylegan "$WORK/data" --size "$SIZE" --
 run "$ENC_STEPS" "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan/bundle" --backbone small \
     --batch-size "$ENC_BATCH" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" \
     --quiet $(limit "${ENC_MIN:-}")
+# UNTIL=enc stops here: the generator and encoder that examples/train_inversion.sh starts from
+if [ "${UNTIL:-}" = enc ]; then echo "bundle: $WORK/enc/bundle"; exit 0; fi
 # --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its
 # class separation. --layers 0-5: the edit moves the coarse and middle rows only; moving the fine rows 6-9 too
 # changed skin tone with the expression (README, "Results of the default recipe")

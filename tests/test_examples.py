@@ -107,7 +107,8 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
 def test_train_inversion_recipe_runs_end_to_end_then_resumes(tmp_path):
     work = tmp_path / "work"
     env = {**os.environ, "SIZE": "32", "COUNT": "70", "SPEAKERS": "10", "FEAT_STEPS": "2", "AE_STEPS": "2",
-           "AE_BATCH": "2", "ENC_CHANNELS": "8", "WORKERS": "0", "GATE_FACES": "1", "OMP_NUM_THREADS": "2"}
+           "AE_BATCH": "2", "ENC_CHANNELS": "8", "WORKERS": "0", "GATE_FACES": "1", "OMP_NUM_THREADS": "2",
+           "INIT": ""}  # from scratch: the default starts from train_default.sh's encoder stage (1.5 h)
     script = ["bash", str(EXAMPLES / "train_inversion.sh"), str(work)]
     first = subprocess.run(script, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -119,3 +120,11 @@ def test_train_inversion_recipe_runs_end_to_end_then_resumes(tmp_path):
     assert f"{work}/features: done (2 steps)" in again.stdout
     assert "resumed from iter_00000002" in (work / "ae" / "train.log").read_text()
     assert json.loads((work / "ae" / "summary.json").read_text())["iterations"] == 3
+
+
+def test_train_inversion_refuses_an_init_that_is_not_a_bundle(tmp_path):
+    env = {**os.environ, "INIT": str(tmp_path / "nowhere")}
+    done = subprocess.run(["bash", str(EXAMPLES / "train_inversion.sh"), str(tmp_path / "work")], env=env,
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "is not a bundle" in done.stderr
+    assert not (tmp_path / "work" / "data").exists()
