@@ -49,9 +49,11 @@ def images(
 
     Example: sserd synth images -o data/synth_faces --count 5000 --size 256
     """
-    from ..data.synth.dataset import ImageSetConfig, make_image_dataset
+    from ..data.synth.dataset import ImageSetConfig, check_image_config, make_image_dataset
 
     cfg = ImageSetConfig(count=count, size=size, resize=resize, speakers=speakers, seed=seed)
+    check_image_config(cfg)  # before the progress bar: a bad value or place gets its one line alone
+    check_output_folder(out)
     chunk = 25
     with make_progress(quiet, "images") as progress:
         task = progress.add_task("rendering", total=count, rate="")
@@ -87,12 +89,14 @@ def videos(
 
     Example: sserd synth videos -o data/synth_talk --speakers 10 --clips-per-emotion 3
     """
-    from ..data.synth.dataset import VideoSetConfig, make_video_dataset, video_tasks
+    from ..data.synth.dataset import VideoSetConfig, check_video_config, make_video_dataset, video_tasks
 
     w, h = _frame_size(frame_size)
     cfg = VideoSetConfig(speakers=speakers, clips_per_emotion=clips_per_emotion, duration=duration, fps=fps, width=w,
                          height=h, crop_size=crop_size, resize=resize, stride=stride, seed=seed)
-    total = len(video_tasks(cfg)) if speakers > 0 and clips_per_emotion > 0 else 0
+    check_video_config(cfg)  # before the progress bar (see images)
+    check_output_folder(out)
+    total = len(video_tasks(cfg))
     with make_progress(quiet, "clips") as progress:
         task = progress.add_task("rendering clips", total=total, rate="")
         t0 = time.time()

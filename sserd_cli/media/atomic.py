@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +32,21 @@ def check_output(target: str | Path, overwrite: bool = False, sources: tuple[Pat
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise SserdError(f"{folder}: output folder does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not can_write_in(folder):
         raise SserdError(f"{folder}: output folder is not writable")
     return target
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``, found by creating (and removing) one: permission bits
+    do not tell for root, nor for read-only mounts (os.access says yes to root on /sys)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".sserd-write-check-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
 
 
 def check_output_folder(target: str | Path) -> Path:
@@ -45,8 +58,8 @@ def check_output_folder(target: str | Path) -> Path:
     while not place.exists() and place != place.parent:
         place = place.parent
     if place.exists() and not place.is_dir():
-        raise SserdError(f"{place}: is a file, not a folder; choose another output")
-    if not os.access(place, os.W_OK | os.X_OK):
+        raise SserdError(f"cannot create {target}: {place} is a file, not a folder; choose another output")
+    if not can_write_in(place):
         raise SserdError(f"{place}: output folder is not writable")
     return target
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SserdError
+from ..media.atomic import can_write_in
 from ..media.probe import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image_path
 from .edit import EditOptions, EditReport, edit_path
 from .models import EditModel
@@ -71,7 +72,7 @@ def _make_folder(output: Path) -> None:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SserdError(f"{output}: cannot create the output folder ({exc.strerror})") from None
-    if not os.access(output, os.W_OK | os.X_OK):
+    if not can_write_in(output):
         raise SserdError(f"{output}: output folder is not writable")
 
 

@@ -171,12 +171,13 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SserdError(f"cannot create {parent} ({exc.strerror}): choose a writable -o") from None
-    if not os.access(parent, os.W_OK):
-        raise SserdError(f"{parent} is not writable: choose a writable -o")
     tmp = parent / f".{out.name}.partial{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as exc:  # permission bits do not tell for root or read-only mounts: creating does
+        raise SserdError(f"{parent}: output folder is not writable ({exc.strerror or exc})") from None
     return tmp
 
 
@@ -221,9 +222,8 @@ def check_size(name: str, value: int, low: int = MIN_CROP, high: int = MAX_CROP)
         raise SserdError(f"{name} {value} is impossible: use {low}..{high} pixels")
 
 
-def make_image_dataset(out: Path, cfg: ImageSetConfig, workers: int = 1, overwrite: bool = False,
-                       progress: Callable[[int], None] | None = None, chunk: int = 25) -> tuple[Path, int]:
-    """Render ``cfg.count`` aligned crops into ``out``; returns (out, number of tasks) after writing the index."""
+def check_image_config(cfg: ImageSetConfig) -> ImageSetConfig:
+    """``cfg`` with its resize resolved, or one line on what is impossible in it."""
     if cfg.count < 1:
         raise SserdError(f"--count must be at least 1, got {cfg.count}")
     if cfg.speakers < 1:
@@ -231,6 +231,13 @@ def make_image_dataset(out: Path, cfg: ImageSetConfig, workers: int = 1, overwri
     check_size("--size", cfg.size)
     cfg = replace(cfg, resize=paper_resize(cfg.size, cfg.resize))
     check_resize(cfg.size, cfg.resize)
+    return cfg
+
+
+def make_image_dataset(out: Path, cfg: ImageSetConfig, workers: int = 1, overwrite: bool = False,
+                       progress: Callable[[int], None] | None = None, chunk: int = 25) -> tuple[Path, int]:
+    """Render ``cfg.count`` aligned crops into ``out``; returns (out, number of tasks) after writing the index."""
+    cfg = check_image_config(cfg)
     tmp = _prepare_output(out, overwrite)
     try:
         tasks = [(asdict(cfg), str(tmp), s, min(s + chunk, cfg.count)) for s in range(0, cfg.count, chunk)]
@@ -257,9 +264,8 @@ def video_tasks(cfg: VideoSetConfig) -> list[tuple[int, str, int]]:
     return [(s, e, c) for s in range(cfg.speakers) for e in EMOTIONS for c in range(cfg.clips_per_emotion)]
 
 
-def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwrite: bool = False,
-                       progress: Callable[[int], None] | None = None) -> tuple[Path, int]:
-    """Render talking clips per speaker x emotion x clip into ``out``; returns (out, index rows)."""
+def check_video_config(cfg: VideoSetConfig) -> VideoSetConfig:
+    """``cfg`` with its resize resolved, or one line on what is impossible in it."""
     if cfg.speakers < 1 or cfg.clips_per_emotion < 1:
         raise SserdError("--speakers and --clips-per-emotion must be at least 1")
     if not 0 < cfg.duration <= 600:  # written so that NaN fails too
@@ -275,6 +281,13 @@ def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwri
     check_size("frame height", cfg.height, 64, 4096)
     if cfg.width % 2 or cfg.height % 2:
         raise SserdError(f"frame size {cfg.width}x{cfg.height} must be even for H.264 (yuv420p)")
+    return cfg
+
+
+def make_video_dataset(out: Path, cfg: VideoSetConfig, workers: int = 1, overwrite: bool = False,
+                       progress: Callable[[int], None] | None = None) -> tuple[Path, int]:
+    """Render talking clips per speaker x emotion x clip into ``out``; returns (out, index rows)."""
+    cfg = check_video_config(cfg)
     tmp = _prepare_output(out, overwrite)
     try:
         tasks = [(asdict(cfg), str(tmp), s, e, c) for s, e, c in video_tasks(cfg)]
