@@ -156,6 +156,8 @@ def sheet(
     check_size("--size", size)
     if identities < 1:
         raise SserdError("--identities must be at least 1")
+    if out.suffix.lower() != ".png":
+        raise SserdError(f"{out}: the contact sheet is a PNG: give an -o ending in .png")
     check_output(out, overwrite=True)
     img = contact_sheet(size, identities, seed=seed)
     ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])

@@ -72,8 +72,8 @@ def parse_span(text: str, default_strength: float) -> tuple[float, float | None,
     strength_text = None
     if has_target:
         target_text, at, tail = rest.rpartition("@")
-        if at and _is_number(tail):
-            rest, strength_text = target_text, tail
+        if at and (_is_number(tail) or target_text.strip().lower() in EMOTIONS):
+            rest, strength_text = target_text, tail  # "happy@x": a strength that is not a number, said below
     else:
         times, at, tail = times.partition("@")
         strength_text = tail if at else None

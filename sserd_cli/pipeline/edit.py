@@ -193,7 +193,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
         if not trimmed and info.frames and report.frames < info.frames:
             _say(note, report, f"{info.path}: the video ended after {report.frames} of the {info.frames} frames "
                                "its header announces: the file may be truncated")
-        copied = report.edited == 0 and not trimmed and _copy_instead(info, temp)
+        copied = report.edited == 0 and not trimmed and _copy_instead(info, temp, output)
         if copied:
             _say(note, report, f"{info.path}: no face found in any frame: the output is the input unchanged")
         else:
@@ -206,16 +206,17 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
     return report
 
 
-def _copy_instead(info, temp: Path) -> bool:
+def _copy_instead(info, temp: Path, output: Path) -> bool:
     """Nothing was edited: replace the re-encoded ``temp`` by the source's own streams, bit for bit, when
-    the output container can hold them (else the re-encoded frames stay). The notes about streams that
-    cannot be carried were given while writing ``temp``; the copy would only repeat them."""
-    copy = temp_path_for(temp)
+    the output container can hold them (else the re-encoded frames stay: an .avi muxer refuses some
+    codecs only when it writes). The notes about streams that cannot be carried were given while writing
+    ``temp``; the copy would only repeat them."""
+    copy = temp_path_for(output)
     try:
         copy_streams(info, copy)
         os.replace(copy, temp)
         return True
-    except SserdError:
+    except (SserdError, av.FFmpegError):
         return False
     finally:
         copy.unlink(missing_ok=True)
