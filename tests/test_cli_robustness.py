@@ -306,3 +306,21 @@ def test_a_batch_where_every_source_failed_says_nothing_was_written(tmp_path, ca
     assert "all 2 sources failed (see above); nothing was written" in err and "others were written" not in err
     assert list(out.iterdir()) == []
     assert "0/?" not in err  # a failed file's empty progress bar is not left above its error line
+
+
+def test_a_face_less_source_an_avi_cannot_copy_is_re_encoded_not_refused(tmp_path, capsys):
+    from clips import write_flat_clip
+
+    src = write_flat_clip(tmp_path / "odd.mkv", 63, 47, "yuv444p", 3)
+    out = tmp_path / "odd.avi"
+    assert run(["edit", str(src), "--emotion", "happy", "--model", "identity", "-q", "-o", str(out)]) == 0
+    assert "no face found in any frame: the frames were re-encoded unchanged" in capsys.readouterr().err
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 3
+    assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
+
+
+def test_synth_sheet_wants_a_png_name(tmp_path, capsys):
+    assert run(["synth", "sheet", "-o", str(tmp_path / "sheet.txt")]) == 2
+    assert "give an -o ending in .png" in one_error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []

@@ -291,3 +291,29 @@ def test_a_span_past_the_end_is_named_and_the_rest_edited(media_clip, tmp_path, 
 @pytest.fixture(scope="module")
 def media_clip(tmp_path_factory):
     return clip_maker().write_clip(tmp_path_factory.mktemp("spans") / "clip.mp4", seconds=0.8, size=(320, 240), fps=25)
+
+
+def test_times_count_from_the_first_frame_when_the_stream_starts_late(tint, tmp_path):
+    """A stream whose first frame has pts 2 s (cut from a longer recording): --start 0.2 means 0.2 s into
+    what a player shows, for the span edit and for --trim alike."""
+    from fractions import Fraction
+
+    make = clip_maker()
+    src = tmp_path / "late.mkv"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(make.astronaut_frame(i, 25, 320, 240), format="rgb24")
+            frame.pts, frame.time_base = 50 + i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    span, cut = tmp_path / "span.mkv", tmp_path / "cut.mkv"
+    edit = ["edit", str(src), "--emotion", "happy", "--model", "tint", "--start", "0.2", "--end", "0.4", "-q"]
+    assert run([*edit, "--ramp", "0", "--lossless", "-o", str(span)]) == 0
+    a, _ = frames_pts(src)
+    b, _ = frames_pts(span)
+    assert [i for i, (x, y) in enumerate(zip(a, b)) if (x != y).any()] == [5, 6, 7, 8, 9]
+    assert run([*edit, "--trim", "-o", str(cut)]) == 0
+    frames, pts = frames_pts(cut)
+    assert len(frames) == 5 and pts[0] == 0
