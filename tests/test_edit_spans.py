@@ -317,3 +317,15 @@ def test_times_count_from_the_first_frame_when_the_stream_starts_late(tint, tmp_
     assert run([*edit, "--trim", "-o", str(cut)]) == 0
     frames, pts = frames_pts(cut)
     assert len(frames) == 5 and pts[0] == 0
+
+
+def test_no_face_in_the_span_hands_back_the_source_and_says_where_it_looked(tmp_path, capsys):
+    from clips import write_flat_clip
+
+    src = write_flat_clip(tmp_path / "flat.mp4", 64, 48, "yuv420p", 10)
+    out = tmp_path / "out.mp4"
+    assert run(["edit", str(src), "--emotion", "happy", "--model", "identity", "-q", "--start", "0", "--end", "0.2",
+                "-o", str(out)]) == 0
+    assert f"{src}: no face found in the span 0-0.2: the output is the input unchanged" in capsys.readouterr().err
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert [bytes(p) for p in a.demux(video=0) if p.size] == [bytes(p) for p in b.demux(video=0) if p.size]

@@ -193,12 +193,13 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
         if not trimmed and info.frames and report.frames < info.frames:
             _say(note, report, f"{info.path}: the video ended after {report.frames} of the {info.frames} frames "
                                "its header announces: the file may be truncated")
+        where = "any frame" if timeline.whole else _spans_text(timeline)  # frames outside the spans are not searched
         copied = report.edited == 0 and not trimmed and _copy_instead(info, temp, output)
         if copied:
-            _say(note, report, f"{info.path}: no face found in any frame: the output is the input unchanged")
+            _say(note, report, f"{info.path}: no face found in {where}: the output is the input unchanged")
         else:
             if report.edited == 0:
-                _say(note, report, f"{info.path}: no face found in any frame: the frames were re-encoded unchanged")
+                _say(note, report, f"{info.path}: no face found in {where}: the frames were re-encoded unchanged")
             if info.bit_depth > 8:
                 _say(note, report, f"{info.path}: the source is {info.bit_depth}-bit video; the output is 8-bit "
                                    f"({writer.pix_fmt})")
