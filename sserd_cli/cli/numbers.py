@@ -12,6 +12,8 @@ from ..errors import SserdError
 
 # training options that are shares of something, in [0, 1]
 FRACTIONS = ("mixing", "real_fraction", "noise")
+# options whose range the stage's own config check words better (0 means "no limit"): only finiteness here
+RANGED_BY_CONFIG = ("time_limit",)
 
 
 def check_number(value: float, flag: str, *, low: float | None = None, high: float | None = None,
@@ -42,7 +44,9 @@ def check_training_numbers(options: dict) -> None:
         if not isinstance(value, float):
             continue
         flag = "--" + key.replace("_", "-")
-        if key == "lr" or key.endswith("_lr"):
+        if key in RANGED_BY_CONFIG:
+            check_number(value, flag)
+        elif key == "lr" or key.endswith("_lr"):
             check_number(value, flag, low=0.0, above=True)
         elif key in FRACTIONS:
             check_number(value, flag, low=0.0, high=1.0)
