@@ -270,6 +270,21 @@ def test_sigterm_during_a_training_export_leaves_no_partial_bundle(tmp_path, cap
     assert not [p for p in everything_under(run_dir) if "partial" in p], everything_under(run_dir)
 
 
+def test_sigterm_while_a_checkpoint_is_written_leaves_the_run_resumable(tmp_path, capsys, monkeypatch):
+    import sserd_cli.training.run as training_run
+    from test_train_fixtures import TINY_GAN, make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    _kill_self_on(monkeypatch, training_run, "save_file", after=2)  # the second checkpoint, before its rename
+    run_dir = tmp_path / "gan"
+    args = ["train-stylegan", str(data), "-o", str(run_dir), "--checkpoint-every", "1", *TINY_GAN]
+    assert run([*args, "--iterations", "3"]) == 143
+    assert "stopped by SIGTERM" in capsys.readouterr().err
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["iter_00000001.safetensors"]  # no .tmp
+    monkeypatch.undo()
+    assert run([*args, "--iterations", "3", "--resume"]) == 0
+
+
 # ------------------------------------------------------------------------------------------- small things
 
 

@@ -118,9 +118,13 @@ class RunDir:
         target = self.path / SAMPLE_DIR / f"iter_{iteration:08d}.png"
         grid = make_grid(to_uint8(images), ncol)
         tmp = target.with_name(target.stem + ".tmp.png")
-        if not cv2.imwrite(str(tmp), grid[:, :, ::-1]):
-            raise SserdError(f"cannot write {target}: is the disk full?")
-        os.replace(tmp, target)
+        try:
+            if not cv2.imwrite(str(tmp), grid[:, :, ::-1]):
+                raise SserdError(f"cannot write {target}: is the disk full?")
+            os.replace(tmp, target)
+        except BaseException:  # Ctrl-C, SIGTERM or a full disk between the write and the rename: no stray file
+            tmp.unlink(missing_ok=True)
+            raise
         return target
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -140,8 +144,12 @@ class RunDir:
             return None
         target = self.checkpoint_path(iteration)
         tmp = target.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"sserd": json.dumps(tree)})
-        os.replace(tmp, target)
+        try:
+            save_file(tensors, str(tmp), metadata={"sserd": json.dumps(tree)})
+            os.replace(tmp, target)
+        except BaseException:  # as above: an interrupted checkpoint leaves the earlier ones and nothing else
+            tmp.unlink(missing_ok=True)
+            raise
         for old in self.checkpoints()[:-keep] if keep > 0 else []:
             old.unlink()
         return target
@@ -171,8 +179,12 @@ def make_grid(images: np.ndarray, ncol: int, pad: int = 2) -> np.ndarray:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Coach:
