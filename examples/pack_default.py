@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sserd_cli.bundles import load_bundle, save_bundle
 from sserd_cli.pipeline.models import DEFAULT_MODEL
+from sserd_cli.training.domain_stats import held_out_statistics
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = {"gan": "stylegan", "enc": "encoder", "sserd": "sserd"}
@@ -37,6 +38,16 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
 
 
+def domain_statistics(bundle, data: Path) -> dict:
+    """G(E(x))'s error on the held-out faces of ``data`` (see sserd_cli.training.domain_stats), which
+    ``sserd edit``'s domain check compares each clip with; measured with the bundle's own G and E."""
+    card = bundle.card
+    stats = held_out_statistics(bundle.generator().eval(), bundle.encoder().eval(), str(data), int(card["resolution"]),
+                                int(card["resolution"]), float(card.get("framing", {}).get("zoom", 1.0)), "cpu")
+    stats["source"] = f"examples/pack_default.py on the {stats['split']} split of the training data ({data.name})"
+    return stats
+
+
 def pack(run: Path, benchmark: Path | None, out: Path) -> Path:
     bundle = load_bundle(run / "sserd" / "bundle")
     card = json.loads(json.dumps(bundle.card))
@@ -48,6 +59,8 @@ def pack(run: Path, benchmark: Path | None, out: Path) -> Path:
     card.setdefault("provenance", {})["domain"] = "synthetic"
     card["training"] = {"script": "examples/train_default.sh", "stages": stage_times(run), "machine": machine(),
                         "data": json.loads((run / "data" / "dataset.json").read_text()).get("config")}
+    if not isinstance(card.get("domain"), dict):  # a run from before the stages wrote it: measure it here
+        card["domain"] = domain_statistics(bundle, run / "data")
     if benchmark is not None:
         result = json.loads(benchmark.read_text())
         card.setdefault("metrics", {})["synthetic_benchmark"] = {"config": result["config"],

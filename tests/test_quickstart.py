@@ -84,14 +84,17 @@ def test_the_face_changes_and_the_background_does_not(edited):
     assert max(background_diff) < 2.0, "pixels far from the face changed beyond codec noise"
 
 
-def test_default_bundle_on_a_real_face_runs_keeps_the_frame_and_warns_once(tmp_path, capfd):
-    """The default model only knows synthetic faces: on the astronaut it must still run through, change only
-    the face and say once how to get a model for real faces."""
+def test_default_bundle_refuses_a_real_face_and_with_force_keeps_the_frame(tmp_path, capfd):
+    """The default model only knows synthetic faces: on the astronaut it refuses (the domain check, see
+    test_edit_domain.py); with --force it runs through, changes only the face and says once what it measured."""
     src = ROOT / "examples" / "astronaut_talking.mp4"
     out = tmp_path / "astronaut.mp4"
-    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "-o", str(out), "--quiet"]) == 0
+    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "-o", str(out), "--quiet"]) == 2
+    assert not out.exists() and "does not know this face" in capfd.readouterr().err
+    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "--force", "-o", str(out),
+                "--quiet"]) == 0
     err = capfd.readouterr().err
-    assert err.count("trained only on synthetic faces") == 1 and "import-stylegan" in err
+    assert err.count("does not know this face") == 1 and "--force" in err
     source, _ = decode(src)
     frames, _ = decode(out)
     assert len(frames) == 10

@@ -64,6 +64,8 @@ def edit(
                                       "(your SCRFD .onnx models from --face-models; needs onnxruntime)."),
     face_models: Path | None = typer.Option(None, "--face-models", help="Folder with the insightface SCRFD "
                                             "detector model (det_*.onnx or scrfd*.onnx)."),
+    force: bool = typer.Option(False, "--force", help="Edit even a face the model does not know (by default a "
+                               "source whose first face crops the model cannot reconstruct is refused)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary (warnings and errors only)."),
 ) -> None:
@@ -105,7 +107,8 @@ def edit(
         warn(note)
     trimmed = timeline.extent() if trim else (None, None)
     options = EditOptions(batch_size=batch_size, timeline=timeline, start=trimmed[0], end=trimmed[1],
-                          color_match=color_match, faces=faces, encode=EncodeSettings(crf=crf, lossless=lossless))
+                          color_match=color_match, faces=faces, force=force,
+                          encode=EncodeSettings(crf=crf, lossless=lossless))
     with make_progress(quiet) as progress:
         reports, failures = run_edits(jobs, edit_model, options, overwrite=overwrite, progress=progress,
                                       note=warn, error=error)

@@ -35,6 +35,7 @@ from ..media.frames import FrameConverter
 from ..media.image import read_still, write_still
 from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from .faces import FaceFollower, FaceSettings, crop_and_paste
+from .domain import DomainGate
 from .models import EditModel
 from .spans import Timeline, describe
 from .stages import END, Pipe, Run, Stopped, feed
@@ -55,6 +56,7 @@ class EditOptions:
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     faces: FaceSettings = field(default_factory=FaceSettings)
     color_match: bool = False
+    force: bool = False  # edit even a face the model does not know (see .domain)
     pipe_frames: int = 4  # frames queued between two stages (memory: ~3 pipes + look-ahead + batch)
 
 
@@ -135,6 +137,10 @@ def edit_image(source: Path, output: Path, model: EditModel, options: EditOption
             report.passed = 1
         else:
             item = FrameItem(0, None, rgb, m, weights=weights)
+            gate = DomainGate(model, options.force, source)
+            gate.see([item])
+            gate.finish()
+            _say_forced(gate, note, report)
             crop_and_paste([item], model, options.color_match)
             for loss in write_still(temp, still, item.edited, output.suffix):
                 _say(note, report, f"{output}: {loss}")
@@ -162,7 +168,8 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             done = Pipe(run, options.pipe_frames)
             run.start("decode", lambda: feed(run, _decoded_items(info, options, in_span), decoded))
             run.start("faces", lambda: _face_stage(run, decoded, located, options, model))
-            run.start("model", lambda: _model_stage(run, located, done, model, options))
+            gate = DomainGate(model, options.force, info.path)
+            run.start("model", lambda: _model_stage(run, located, done, model, options, gate))
             converter = FrameConverter()
             for item in _drain(run, done):
                 if observer is not None:
@@ -182,6 +189,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                 writer.abort()
             raise
         run.close()
+        _say_forced(gate, note, report)
         if report.frames == 0:
             raise SserdError(f"{info.path}: no frames between --start and --end")
         if not any(in_span):
@@ -280,19 +288,28 @@ def _spans_text(timeline: Timeline) -> str:
     return "the spans " + ", ".join(describe(s) for s in timeline.spans)
 
 
-def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions) -> None:
+def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions,
+                 gate: DomainGate) -> None:
     pending: list[FrameItem] = []
     for item in inbox:
         pending.append(item)
         if len(pending) >= options.batch_size:
+            gate.see(pending)  # the first crops decide whether the model knows this face (see .domain)
             crop_and_paste(pending, model, options.color_match)
             for ready in pending:
                 outbox.put(ready)
             pending = []
+    gate.see(pending)
+    gate.finish()
     crop_and_paste(pending, model, options.color_match)
     for ready in pending:
         outbox.put(ready)
     outbox.put(END)
+
+
+def _say_forced(gate: DomainGate, note, report: EditReport) -> None:
+    if gate.check is not None and not gate.check.known:
+        _say(note, report, f"{gate.check.describe(gate.source)}; edited anyway (--force)")
 
 
 def _output_frame(item: FrameItem, rotation: int, converter: FrameConverter, pix_fmt: str) -> av.VideoFrame:

@@ -290,6 +290,10 @@ def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None
         raise SserdError(f"cannot load model bundles in this install ({exc}): reinstall sserd") from None
     bundle = load_bundle(name)
     model = SserdModel(bundle, select_device(device), strength)
-    if warn is not None and trained_only_on_synthetic(bundle.card):
+    from .domain import card_statistics
+
+    # a card with held-out statistics gets the domain check of each source instead (see .domain): the warning
+    # is for older cards only, which cannot say whether a face is theirs
+    if warn is not None and card_statistics(bundle.card) is None and trained_only_on_synthetic(bundle.card):
         warn(SYNTHETIC_WARNING.format(name=model.name))
     return model

@@ -13,19 +13,10 @@ import numpy as np
 import torch
 
 from ..errors import SserdError
-from ..faces.mask import face_mask
+from ..faces.domain import reconstruction_errors  # shared with sserd edit's domain check
 from .dataset import FrameSet
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
-
-
-@torch.no_grad()
-def reconstruction_errors(G, E, crops: torch.Tensor, zoom: float) -> np.ndarray:
-    """Per-crop masked MSE of G(E(x)) against x for crops [N, 3, S, S] in [-1, 1] (G and E in eval mode)."""
-    mask = torch.from_numpy(np.array(face_mask(crops.shape[-1], zoom))).to(crops)
-    recon = G.synthesis(E(crops), noise_mode="const").float()
-    per_pixel = (recon - crops.float()).pow(2).mean(1)  # [N, S, S]
-    return ((per_pixel * mask).sum((1, 2)) / mask.sum()).cpu().numpy()
 
 
 def held_out_statistics(G, E, data: str, size: int, load_size: int, zoom: float, device, limit: int = 256,
