@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGES = {"gan": "stylegan", "enc": "encoder", "sserd": "sserd"}
 
 
-def stage_times(run: Path) -> dict:
-    """Steps, seconds per step and hours of each training stage, from its summary.json."""
+def stage_times(run: Path, stages: dict = STAGES) -> dict:
+    """Steps, seconds per step and hours of each training stage (run folder -> stage name), from its summary.json."""
     out = {}
-    for folder, stage in STAGES.items():
+    for folder, stage in stages.items():
         summary = json.loads((run / folder / "summary.json").read_text())
         steps, sec = int(summary["iterations"]), float(summary["sec_per_step"])
         out[stage] = {"iterations": steps, "sec_per_step": round(sec, 4), "hours": round(steps * sec / 3600, 2),

@@ -44,7 +44,7 @@ from .config import AutoencoderConfig
 from .critic import Critic
 from .dataset import FrameSet, shard_positions
 from .domain_stats import held_out_statistics
-from .encoder import load_criterion
+from .encoder import inversion_samples, load_criterion
 from .run import Coach
 
 
@@ -198,15 +198,8 @@ class AutoencoderCoach(Coach):
         losses["total"] = total.detach().item()
         return losses
 
-    @torch.no_grad()
     def samples(self):
-        real = self.data.load(self.sample_idx).to(self.device)
-        self.E.eval()  # BatchNorm: sample grids must not touch the running statistics
-        try:
-            recon = self.G.synthesis(self.E(real), noise_mode="const")
-        finally:
-            self.E.train()
-        return torch.cat([real, recon.float()]), len(self.sample_idx)
+        return inversion_samples(self.E, self.G, self.data.load(self.sample_idx).to(self.device))
 
     def export(self, path: Path) -> None:
         parent_card = self.parent.card if self.parent is not None else None

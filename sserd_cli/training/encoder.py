@@ -69,6 +69,18 @@ def load_criterion(kind: str, weights, device, vgg16=None) -> tuple[torch.nn.Mod
     return module, {"kind": kind, "description": description, "fallback": bool(getattr(module, "is_fallback", False))}
 
 
+@torch.no_grad()
+def inversion_samples(E, G, real: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A sample grid of crops over their reconstructions G(E(x)); E in eval mode meanwhile (BatchNorm: sample grids
+    must not touch the running statistics)."""
+    E.eval()
+    try:
+        recon = G.synthesis(E(real), noise_mode="const")
+    finally:
+        E.train()
+    return torch.cat([real, recon.float()]), len(real)
+
+
 class EncoderCoach(Coach):
     stage = "encoder"
 
@@ -140,15 +152,8 @@ class EncoderCoach(Coach):
                        "adv": adv.detach().item(), "cl": cl.detach().item()})
         return losses
 
-    @torch.no_grad()
     def samples(self):
-        real = self.data.load(self.sample_idx).to(self.device)
-        self.E.eval()  # BatchNorm: sample grids must not touch the running statistics
-        try:
-            recon = self.G.synthesis(self.E(real), noise_mode="const")
-        finally:
-            self.E.train()
-        return torch.cat([real, recon.float()]), len(self.sample_idx)
+        return inversion_samples(self.E, self.G, self.data.load(self.sample_idx).to(self.device))
 
     def export(self, path: Path) -> None:
         card = base_card(name=Path(self.config.run_dir).name or "encoder", generator=self.G, stage=self.stage,
