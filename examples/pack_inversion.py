@@ -46,7 +46,10 @@ def pack(run: Path, bundle_path: Path, gates: Path | None, out: Path) -> Path:
     if gates is not None:
         result = json.loads(gates.read_text())
         card.setdefault("metrics", {})["inversion_gates"] = {k: v for k, v in result.items() if k != "results"}
-        card["metrics"]["inversion_gates"]["result"] = result["results"][0]
+        mine = [r for r in result["results"] if Path(r["bundle"]).resolve() in (out.resolve(), bundle_path.resolve())]
+        if not mine:
+            raise SystemExit(f"{gates} has no row for {out} or {bundle_path}: run the gates on the bundle you pack")
+        card["metrics"]["inversion_gates"]["result"] = mine[0]
     save_bundle(out, card, generator=G, encoder=E,
                 discriminator=bundle.discriminator() if bundle.has("discriminator") else None,
                 latent_avg=bundle.latent_avg(), half=True, overwrite=True)
