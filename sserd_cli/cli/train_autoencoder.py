@@ -25,14 +25,14 @@ def _data_size(data: Path, size: Optional[int], model: Optional[str] = None) -> 
 
         return int(load_bundle(model).resolution)
     from ..data.index import read_meta
+    from ..data.labels import crop_size
 
     if not Path(data).exists():
         raise SserdError(f"dataset {data} does not exist: create it with 'sserd prepare' or 'sserd synth'")
-    meta = read_meta(Path(data))
-    found = meta.get("crop_size") or (meta.get("framing") or {}).get("crop_size")
+    found = crop_size(read_meta(Path(data)))
     if not found:
         raise SserdError(f"dataset {data} does not record its crop size: pass --size")
-    return int(found)
+    return found
 
 
 def train_features(

@@ -53,4 +53,22 @@ def read_param_labels(root: str | Path, paths: Sequence[str]) -> tuple[list[str]
     return names, values
 
 
-__all__ = ["PARAM_GROUPS", "read_param_labels"]
+__all__ = ["PARAM_GROUPS", "read_param_labels", "standardised_param_labels", "crop_size"]
+
+
+def standardised_param_labels(root: str | Path, paths: Sequence[str]):
+    """(names, values [N, P] in standard deviations, mean [P], std [P]) of the parameters that vary across ``paths``
+    (a control that never varies in a dataset cannot be read from it), or None without a labels file."""
+    labels = read_param_labels(root, paths)
+    if labels is None:
+        return None
+    names, values = labels
+    mean, std = values.mean(0), values.std(0)
+    keep = std > 1e-6
+    return ([n for n, k in zip(names, keep) if k], (values[:, keep] - mean[keep]) / std[keep], mean[keep], std[keep])
+
+
+def crop_size(meta: dict) -> int | None:
+    """The crop side a dataset's ``dataset.json`` records (``sserd synth``: crop_size; ``sserd prepare``: its framing)."""
+    found = meta.get("crop_size") or (meta.get("framing") or {}).get("crop_size")
+    return int(found) if found else None

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..bundles import load_bundle, save_bundle
-from ..data.labels import read_param_labels
+from ..data.labels import crop_size, standardised_param_labels
 from ..errors import SserdError
 from ..faces.mask import parts_mask
 from ..losses.adversarial import g_nonsaturating_loss
@@ -46,11 +46,6 @@ from .dataset import FrameSet, shard_positions
 from .domain_stats import held_out_statistics
 from .encoder import inversion_samples, load_criterion
 from .run import Coach
-
-
-def _dataset_size(data: FrameSet) -> int | None:
-    size = data.meta.get("crop_size") or (data.meta.get("framing") or {}).get("crop_size")
-    return int(size) if size else None
 
 
 class AutoencoderCoach(Coach):
@@ -72,7 +67,7 @@ class AutoencoderCoach(Coach):
                                                channel_max=c.channel_max)).to(self.device)
         self.G.train()
         self.data = FrameSet(c.data, c.size, c.resolved_load_size(), split="train", workers=c.workers)
-        crop = _dataset_size(self.data)
+        crop = crop_size(self.data.meta)
         if crop is not None and crop != c.resolved_load_size():
             raise SserdError(f"dataset {c.data} holds {crop}-px crops but this run trains at {c.size} px: "
                              f"make the dataset at --size {c.size} ('sserd synth images --size {c.size}' or "
@@ -88,15 +83,9 @@ class AutoencoderCoach(Coach):
             self.D = Discriminator(DiscriminatorConfig(size=c.size, channel_multiplier=self.G.config.channel_multiplier,
                                                        channel_max=self.G.config.channel_max)).to(self.device)
         # labels for E's auxiliary head: the emotion always, the renderer's parameters where the dataset has them
-        labels = read_param_labels(c.data, [r.path for r in self.data.rows])
-        self.params = None
-        n_params = 0
-        if labels is not None:
-            values = labels[1]
-            std = values.std(0)
-            keep = std > 1e-6
-            self.params = torch.from_numpy((values[:, keep] - values.mean(0)[keep]) / std[keep])
-            n_params = int(keep.sum())
+        labels = standardised_param_labels(c.data, [r.path for r in self.data.rows])
+        self.params = None if labels is None else torch.from_numpy(labels[1])
+        n_params = 0 if labels is None else len(labels[0])
         self.aux = torch.nn.Linear(self.G.n_latent * self.G.style_dim, 7 + n_params).to(self.device)
         for module in self.modules().values():
             ddp.broadcast_module(module, ctx)

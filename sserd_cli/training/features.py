@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.labels import read_param_labels
+from ..data.labels import read_param_labels, standardised_param_labels
 from ..errors import SserdError
 from ..nets.features import FeatureNet, FeatureNetConfig, save_feature_net
 from . import distributed as ddp
@@ -33,16 +33,12 @@ class FeaturesCoach(Coach):
         super().__init__(config, ctx)
         c = config
         self.data = FrameSet(c.data, c.size, c.resolved_load_size(), split="train", workers=c.workers)
-        labels = read_param_labels(c.data, [r.path for r in self.data.rows])
+        labels = standardised_param_labels(c.data, [r.path for r in self.data.rows])
         self.param_names: list[str] = []
         self.params = None
         if labels is not None:
-            self.param_names, values = labels
-            mean, std = values.mean(0), values.std(0)
-            keep = std > 1e-6  # a control that never varies in this dataset cannot be read from it
-            self.param_names = [n for n, k in zip(self.param_names, keep) if k]
-            self.param_mean, self.param_std = mean[keep], std[keep]
-            self.params = torch.from_numpy((values[:, keep] - self.param_mean) / self.param_std)
+            self.param_names, values, self.param_mean, self.param_std = labels
+            self.params = torch.from_numpy(values)
         self.net = FeatureNet(FeatureNetConfig(size=c.size, stem=c.stem, widths=tuple(c.widths),
                                                n_params=len(self.param_names))).to(self.device)
         ddp.broadcast_module(self.net, ctx)
