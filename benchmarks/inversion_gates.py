@@ -16,10 +16,19 @@ the frame through the feathered face mask of ``sserd edit``, and the frame is th
 Targets (issue 14): G0 >= 0.95; G1 accuracy >= 0.90 x the originals', mouth MAE <= 0.07, identity cosine
 >= 0.93, PSNR >= 28 dB.
 
+- G2, the directions (``--directions``, a ``sserd build-pairs`` bundle): the plain direction edit
+  w_s + beta * d_e used as an editor on held-out neutral talking clips, scored exactly as ``sserd eval
+  synthetic`` scores it, but on speakers of another benchmark seed (``--g2-seed``, default 1; the benchmark
+  uses 0), so tuning the directions on this gate does not tune them to the benchmark's clips. Targets
+  (issue 15): emotion accuracy >= 0.85 for each of the six emotions on its own, mouth-opening MAE <= 0.08,
+  identity cosine >= 0.90. ``--beta-scale`` multiplies every beta of the bundle (probes stronger or weaker
+  steps without rebuilding the pairs).
+
     python benchmarks/inversion_gates.py --model sserd-synthetic
     python benchmarks/inversion_gates.py --model runs/ae/bundle --model runs/ae2/bundle --json gates.json
     python benchmarks/inversion_gates.py --model runs/ae/bundle --sheet docs/figures/inversion.png
     python benchmarks/inversion_gates.py --run runs/ae          # a run's latest checkpoint, while it trains
+    python benchmarks/inversion_gates.py --directions runs/pairs/bundle --beta-scale 1 --beta-scale 1.5
 """
 
 from __future__ import annotations
@@ -150,6 +159,49 @@ def write_sheet(path: Path, results: list[dict], labels: np.ndarray, per_row: in
     cv2.imwrite(str(path), np.concatenate([band, sheet], axis=0)[:, :, ::-1])
 
 
+G2_TARGETS = {"accuracy": 0.85, "mouth": 0.08, "identity": 0.90}
+
+
+def direction_gate(bundle_path: str, oracle: Oracle, scale: float, speakers: int, duration: float, seed: int,
+                   set_dir: Path, device: str, sheet: Path | None = None) -> dict:
+    """G2: the benchmark's direction-edit row for every non-neutral target, on the gate's own held-out clips."""
+    from sserd_cli.metrics.benchmark import DIRECTION, BenchmarkConfig, Method, contact_sheet, run_benchmark
+    from sserd_cli.metrics.synthetic import SyntheticEvaluator
+    from sserd_cli.pipeline.models import DirectionModel
+
+    bundle = load_bundle(bundle_path)
+    bundle.require("directions")
+    model = DirectionModel(bundle, device=device)
+    model.betas = {e: b * scale for e, b in model.betas.items()}
+    config = BenchmarkConfig(speakers=speakers, duration=duration, seed=seed, emotions=tuple(EMOTIONS[1:]))
+    result = run_benchmark([Method(DIRECTION, model, by_emotion=True)], SyntheticEvaluator(oracle), set_dir, config)
+    if sheet is not None:
+        import cv2
+
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(sheet), contact_sheet(result, [DIRECTION])[:, :, ::-1])
+    from sserd_cli.metrics.synthetic import mean_scores
+
+    row = result.summary()["intra"][DIRECTION]  # the direction edit ignores the reference: intra = cross
+    per = row.pop("accuracy_by_emotion")
+    cases = result.scores["intra"]
+    mouth = {e: mean_scores([c for c in cases if c.emotion == e])["mouth_open_mae"] for e in per}
+    return {"bundle": str(bundle_path), "beta_scale": scale, "betas": model.betas, "speakers": speakers,
+            "duration": duration, "seed": seed, "summary": row, "per_emotion": per, "mouth_per_emotion": mouth}
+
+
+def direction_verdict(r: dict) -> list[tuple[str, str, str, bool]]:
+    s, t = r["summary"], G2_TARGETS
+    worst = min(r["per_emotion"], key=r["per_emotion"].get)
+    return [
+        ("G2 accuracy, worst emotion", f"{r['per_emotion'][worst]:.3f} ({worst})", f">= {t['accuracy']}",
+         r["per_emotion"][worst] >= t["accuracy"]),
+        ("G2 mouth-opening MAE", f"{s['mouth_open_mae']:.3f}", f"<= {t['mouth']}", s["mouth_open_mae"] <= t["mouth"]),
+        ("G2 identity cosine", f"{s['identity_cosine']:.3f}", f">= {t['identity']}",
+         s["identity_cosine"] >= t["identity"]),
+    ]
+
+
 def snapshot(run_dir: Path) -> str:
     """Export the latest checkpoint of a ``train-autoencoder`` run (running or not) as a bundle beside it,
     so a run can be gated while it trains; returns the bundle's path."""
@@ -181,13 +233,41 @@ def main(argv: list[str] | None = None) -> int:
                         "128, the oracle's own render size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--directions", action="append", default=[], help="G2: a build-pairs bundle; repeatable")
+    parser.add_argument("--beta-scale", action="append", type=float, default=[],
+                        help="G2: multiply the bundle's betas (repeatable; default 1)")
+    parser.add_argument("--g2-speakers", type=int, default=6, help="G2: held-out clips (default 6)")
+    parser.add_argument("--g2-duration", type=float, default=1.0, help="G2: seconds per clip (default 1)")
+    parser.add_argument("--g2-seed", type=int, default=1, help="G2: the clips' seed (default 1; the benchmark uses 0)")
+    parser.add_argument("--g2-set", type=Path, default=Path("g2-set"),
+                        help="G2: folder for the held-out clips (kept and reused; default ./g2-set)")
+    parser.add_argument("--g2-sheet", type=Path, help="G2: PNG of the first clip's direction edits (last bundle)")
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument("--sheet", type=Path, help="PNG: originals, then each bundle's inversions, per emotion")
     args = parser.parse_args(argv)
     args.model += [snapshot(r) for r in args.run]
-    if not args.model:
-        parser.error("give --model BUNDLE or --run RUN_DIR")
+    if not args.model and not args.directions:
+        parser.error("give --model BUNDLE, --run RUN_DIR or --directions BUNDLE")
     oracle = Oracle.load()
+    if args.directions:
+        g2 = []
+        for spec in args.directions:
+            for scale in args.beta_scale or [1.0]:
+                r = direction_gate(spec, oracle, scale, args.g2_speakers, args.g2_duration, args.g2_seed, args.g2_set,
+                                   args.device, args.g2_sheet)
+                g2.append(r)
+                s = r["summary"]
+                print(f"\n{spec}  beta x {scale:g}  ({args.g2_speakers} clips x 6 targets, seed {args.g2_seed})")
+                for name, value, target, ok in direction_verdict(r):
+                    print(f"  {name:28s} {value:>18s}   target {target:8s} {'met' if ok else 'NOT MET'}")
+                print("  G2 accuracy per emotion: " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_emotion"].items()))
+                print("  G2 mouth MAE per emotion: " + ", ".join(f"{k} {v:.3f}" for k, v in r["mouth_per_emotion"].items()))
+                print(f"  G2 PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, expression MAE {s['expression_mae']:.3f}, "
+                      f"p(target) {s['target_probability']:.3f}")
+        if args.json and not args.model:
+            args.json.write_text(json.dumps({"G2": g2}, indent=2) + "\n")
+        if not args.model:
+            return 0
     faces = render_faces(args.per_emotion, args.render_size, args.seed)
     results = []
     for spec in args.model:

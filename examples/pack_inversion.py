@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -36,7 +37,13 @@ def pack(run: Path, bundle_path: Path, gates: Path | None, out: Path) -> Path:
                            "world only, so that G(E(x)) keeps the expression, the mouth and the identity. The start "
                            "of the next stages (build-pairs, train), not an editor by itself.")
     card.setdefault("provenance", {})["domain"] = "synthetic"
-    card["training"] = {"script": "examples/train_inversion.sh", "stages": stage_times(run, STAGES), "machine": machine(),
+    stages = stage_times(run, STAGES)
+    snap = re.fullmatch(r"snapshot_iter_(\d+)", bundle_path.name)
+    if snap:  # a checkpoint's snapshot: its own step count (the run's summary is that of its last export)
+        auto = stages["autoencoder"]
+        auto["iterations"] = int(snap.group(1))
+        auto["hours"] = round(auto["iterations"] * auto["sec_per_step"] / 3600, 2)
+    card["training"] = {"script": "examples/train_inversion.sh", "stages": stages, "machine": machine(),
                         "data": json.loads((run / "data" / "dataset.json").read_text()).get("config")}
     G, E = bundle.generator().eval(), bundle.encoder().eval()
     if "domain" not in card:

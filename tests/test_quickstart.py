@@ -101,3 +101,24 @@ def test_default_bundle_refuses_a_real_face_and_with_force_keeps_the_frame(tmp_p
     for (_, a), (_, b) in zip(source, frames):
         diff = np.abs(a.astype(np.int16) - b).mean(axis=-1)
         assert diff[:, :120].mean() < 2.0 and diff[:, -120:].mean() < 2.0  # the sides of the frame: no face there
+
+
+def test_the_edit_moves_the_face_towards_the_reference_emotion(edited):
+    """The oracle (the benchmark's reader, never a training signal) reads the edited face as angrier than the
+    source: p(angry) rises on every aligned crop's mean, and the source's speech reading is kept."""
+    from sserd_cli.data.synth.truth import align_crop
+    from sserd_cli.emotions import EMOTIONS
+    from sserd_cli.metrics.oracle import Oracle
+
+    _, out = edited
+    source, _ = decode(CLIP)
+    frames, _ = decode(out)
+    align = np.load(CLIP.with_suffix(".truth.npz"))["align_landmarks"]
+    oracle = Oracle.load()
+    read = lambda video: oracle.read(np.stack([align_crop(f, lm, 256) for (_, f), lm in zip(video, align)]))  # noqa: E731
+    before, after = read(source[:25]), read(frames)
+    angry = EMOTIONS.index("angry")
+    # measured with the shipped default: p(angry) 0.00 -> 0.97, read as angry on 25 of 25 frames
+    assert after.emotion_probs[:, angry].mean() > before.emotion_probs[:, angry].mean() + 0.3
+    assert (after.emotion == angry).mean() > 0.5
+    assert np.abs(after.speech[:, 0] - before.speech[:, 0]).mean() < 0.15  # the mouth keeps speaking

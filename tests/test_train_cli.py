@@ -115,6 +115,32 @@ def test_build_pairs_auto_beta_steps_by_each_class_separation(pipeline, tmp_path
     assert torch.allclose(by_emotion["angry"] - by_emotion["neutral"], betas["angry"] * d["angry"], atol=1e-4)
 
 
+def test_build_pairs_regression_steps_each_emotion_to_full_intensity(pipeline, tmp_path, capfd):
+    tmp, data, _ = pipeline
+    out = tmp_path / "pairs-regression"
+    assert run(["build-pairs", str(data), "--model", str(tmp / "enc" / "bundle"), "-o", str(out), "--direction",
+                "regression", "--beta", "auto", "--max-sources", "2", *CPU]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["direction"] == "regression" and set(report["svm"]) == {"happy", "angry"}
+    bundle = load_bundle(out / "bundle")
+    d, betas = bundle.directions(), bundle.card["edit_betas"]
+    for emotion, fit in report["svm"].items():
+        assert betas[emotion] == round(fit["separation"], 4) and betas[emotion] > 0
+        assert fit["heldout_from"] == "test split" and 0.0 <= fit["heldout_accuracy"] <= 1.0
+        assert abs(float(d[emotion].norm()) - 1) < 1e-4
+    assert bundle.card["recipe"][-1]["config"]["direction"] == "regression"
+    rows = read_index(out)
+    latents = load_file(str(out / "latents.safetensors"))["codes"]
+    by_emotion = {r.emotion: latents[i] for i, r in enumerate(rows) if (r.clip, r.frame) == (rows[0].clip, rows[0].frame)}
+    assert torch.allclose(by_emotion["happy"] - by_emotion["neutral"], betas["happy"] * d["happy"], atol=1e-4)
+    capfd.readouterr()
+    bad = tmp_path / "pairs-bad"
+    assert run(["build-pairs", str(data), "--model", str(tmp / "enc" / "bundle"), "-o", str(bad), "--direction",
+                "lda", *CPU]) == 2
+    err = capfd.readouterr().err
+    assert "--direction lda: use svm or regression" in err and "Traceback" not in err and not bad.exists()
+
+
 def test_train_sserd_exports_full_bundle(pipeline):
     tmp, _, codes = pipeline
     assert codes["sserd"] == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sserd_cli.training.dataset import FrameSet, HybridSampler, shard_positions
-from sserd_cli.training.pairs import fit_direction, layer_mask, parse_layers
+from sserd_cli.training.pairs import fit_direction, fit_regression, layer_mask, parse_layers, speech_labels
 from sserd_cli.training.sserd import hybrid_objective
 from sserd_cli.training.state import capture_rng, flatten, restore_rng, unflatten
 from sserd_cli.data.index import read_index, write_index
@@ -91,6 +91,44 @@ def test_svm_direction_follows_the_real_difference_not_a_near_constant_dimension
     assert float((d * shift).sum() / np.linalg.norm(shift)) > 0.5  # the sample mean difference itself reaches ~0.7
     assert abs(d[7, 0]) < 0.05
     assert fit.separation > 2.0  # most of the 4.2 mean distance lies along it
+
+
+def test_regression_direction_is_the_intensity_slope_with_the_speech_slope_projected_out():
+    """Codes move by intensity * D_e plus mouth_open * S: the regression direction is D_e without its S part,
+    its auto step |D_e - proj_S D_e| (a step to intensity 1), and the held-out codes lie on its two sides."""
+    rng = np.random.default_rng(2)
+    n_latent, dim, n = 4, 8, 1200
+    speech_dir = rng.normal(size=(n_latent, dim))
+    happy = rng.normal(size=(n_latent, dim)) + 0.5 * speech_dir  # the planted slope shares a part with speech
+    emotions = rng.choice(["neutral", "happy"], size=n)
+    intensity = np.where(emotions == "happy", rng.uniform(0.3, 1.0, n), 0.0)
+    mouth = rng.uniform(0, 1, n)
+    codes = (intensity[:, None, None] * happy + mouth[:, None, None] * speech_dir
+             + 0.05 * rng.normal(size=(n, n_latent, dim)))
+    train = np.arange(n) < 1000
+    fits = fit_regression(codes, emotions, intensity, ["happy"], speech=mouth[:, None], train=train)
+    s = speech_dir.ravel() / np.linalg.norm(speech_dir)
+    expected = happy.ravel() - s * (s @ happy.ravel())
+    d = fits["happy"].direction.numpy().ravel()
+    assert abs(np.linalg.norm(d) - 1) < 1e-5 and abs(d @ s) < 0.01  # nothing of the speech slope is left
+    assert d @ expected / np.linalg.norm(expected) > 0.999
+    assert abs(fits["happy"].separation - np.linalg.norm(expected)) < 0.02 * np.linalg.norm(expected)
+    assert fits["happy"].heldout_accuracy > 0.95 and fits["happy"].heldout_source == "test split"
+    assert 0 < fits["happy"].speech_share < 1
+    plain = fit_regression(codes, emotions, intensity, ["happy"], train=train, layers=[1])["happy"]
+    assert plain.speech_share is None and np.all(plain.direction.numpy()[[0, 2, 3]] == 0)
+
+
+def test_speech_labels_are_the_varying_speech_controls_of_a_labels_file(tmp_path):
+    import json
+
+    states = [{"expression": {"jaw_drop": 0.1 * k}, "speech": {"mouth_open": 0.2 * k, "lip_round": 0.5}}
+              for k in range(3)]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps({"path": f"c{k}.png", "state": st}) + "\n"
+                                                   for k, st in enumerate(states)))
+    names, values = speech_labels(tmp_path, ["c2.png", "c0.png"])
+    assert names == ["speech.mouth_open"] and np.allclose(values[:, 0], [0.4, 0.0])  # lip_round never varies
+    assert speech_labels(tmp_path / "nowhere", ["c0.png"]) == (None, None)  # no labels file: plain regression
 
 
 def test_layers_are_parsed_and_checked():

@@ -242,6 +242,9 @@ def build_pairs(
     beta: str = typer.Option("15", help="Edit strength beta of eq. 12, or 'auto': per emotion, how far its codes "
                              "lie from the neutral ones along the direction (for latent spaces unlike FFHQ's)."),
     layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
+    direction: str = typer.Option("svm", help="svm: the paper's SVM normal (eq. 11); regression: how the codes "
+                                  "move with each emotion's intensity, least squares, with the speech controls' "
+                                  "own slopes projected out where the dataset has renderer labels (README)."),
     svm_c: float = typer.Option(0.001, "--svm-c", help="LinearSVC regularisation C (small: a wide margin, "
                                 "as W+ has more dimensions than there are codes)."),
     load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop, a further zoom (0: size, none)."),
@@ -271,7 +274,10 @@ def build_pairs(
     step = _parse_beta(beta)
     check_number(svm_c, "--svm-c", low=0.0, above=True)
     check_output_folder(out)
-    config = PairsConfig(data=str(data), out=str(out), model=model, beta=step, layers=parse_layers(layers), svm_c=svm_c,
+    if direction not in ("svm", "regression"):
+        raise SserdError(f"--direction {direction}: use svm or regression")
+    config = PairsConfig(data=str(data), out=str(out), model=model, beta=step, direction=direction,
+                         layers=parse_layers(layers), svm_c=svm_c,
                          max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers,
                          load_size=load_size)
     with make_progress(quiet, unit="frames") as progress:
@@ -285,7 +291,7 @@ def build_pairs(
         report = run_build_pairs(config, progress=on_progress)
     if quiet:
         return
-    table = Table(title=f"edit directions (beta {beta})")
+    table = Table(title=f"edit directions ({direction}, beta {beta})")
     for column in ("emotion", "held-out acc.", "from", "train acc.", "beta", "mouth change", "rest change", "mouth/rest"):
         table.add_column(column)
     for emotion, svm in report["svm"].items():

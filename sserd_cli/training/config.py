@@ -104,6 +104,7 @@ class PairsConfig:
     out: str = ""
     model: str = ""
     beta: Optional[float] = 15.0  # None: "auto", each direction's class separation
+    direction: str = "svm"  # svm (eq. 11) | regression (intensity slopes, speech projected out)
     layers: Optional[list] = None  # W+ layers a direction may move; None = all
     svm_c: float = 0.001  # a wide margin: W+ has far more dimensions than there are codes
     holdout: float = 0.2  # fraction held out when the dataset has no test split for an emotion
