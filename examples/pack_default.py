@@ -20,21 +20,14 @@ from sserd_cli.pipeline.models import DEFAULT_MODEL
 from sserd_cli.training.domain_stats import held_out_statistics
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = {"gan": "stylegan", "enc": "encoder", "inversion/features": "features", "inversion/ae": "autoencoder",
-          "sserd": "sserd"}
+STAGES = {"gan": "stylegan", "enc": "encoder", "sserd": "sserd"}
 
 
-def stage_times(run: Path, stages: dict = STAGES, earlier: dict | None = None) -> dict:
-    """Steps, seconds per step and hours of each training stage (run folder -> stage name), from its summary.json;
-    a stage whose folder is gone is taken from ``earlier`` (the stages of an earlier card, for a run assembled from
-    the outputs of earlier sessions), else it is an error."""
+def stage_times(run: Path, stages: dict = STAGES) -> dict:
+    """Steps, seconds per step and hours of each training stage (run folder -> stage name), from its summary.json."""
     out = {}
     for folder, stage in stages.items():
-        file = run / folder / "summary.json"
-        if not file.is_file() and earlier and stage in earlier:
-            out[stage] = earlier[stage]
-            continue
-        summary = json.loads(file.read_text())
+        summary = json.loads((run / folder / "summary.json").read_text())
         steps, sec = int(summary["iterations"]), float(summary["sec_per_step"])
         out[stage] = {"iterations": steps, "sec_per_step": round(sec, 4), "hours": round(steps * sec / 3600, 2),
                       "device": summary.get("device"), "world_size": summary.get("world_size")}
@@ -55,15 +48,7 @@ def domain_statistics(bundle, data: Path) -> dict:
     return stats
 
 
-def earlier_stages(bundles: list[Path]) -> dict:
-    """The training stages recorded in the cards of ``bundles`` (later ones win)."""
-    out: dict = {}
-    for path in bundles:
-        out.update(load_bundle(path).card.get("training", {}).get("stages", {}))
-    return out
-
-
-def pack(run: Path, benchmark: Path | None, out: Path, earlier: dict | None = None) -> Path:
+def pack(run: Path, benchmark: Path | None, out: Path) -> Path:
     bundle = load_bundle(run / "sserd" / "bundle")
     card = json.loads(json.dumps(bundle.card))
     for key in ("format", "version", "parts", "dtype", "created", "sserd_version"):
@@ -72,10 +57,10 @@ def pack(run: Path, benchmark: Path | None, out: Path, earlier: dict | None = No
     card["description"] = ("The default SSERD bundle: trained by examples/train_default.sh on the synthetic world "
                            "only (sserd synth). It knows synthetic faces; for real faces train or import one.")
     card.setdefault("provenance", {})["domain"] = "synthetic"
-    card["training"] = {"script": "examples/train_default.sh", "stages": stage_times(run, STAGES, earlier), "machine": machine(),
-                        "data": json.loads((run / "inversion" / "data" / "dataset.json").read_text()).get("config")}
+    card["training"] = {"script": "examples/train_default.sh", "stages": stage_times(run), "machine": machine(),
+                        "data": json.loads((run / "data" / "dataset.json").read_text()).get("config")}
     if not isinstance(card.get("domain"), dict):  # a run from before the stages wrote it: measure it here
-        card["domain"] = domain_statistics(bundle, run / "inversion" / "data")
+        card["domain"] = domain_statistics(bundle, run / "data")
     if benchmark is not None:
         result = json.loads(benchmark.read_text())
         card.setdefault("metrics", {})["synthetic_benchmark"] = {"config": result["config"],
@@ -92,10 +77,8 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the WORK folder of examples/train_default.sh")
     parser.add_argument("--benchmark", type=Path, help="JSON written by 'sserd eval synthetic --json-out'")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / DEFAULT_MODEL)
-    parser.add_argument("--stages-from", type=Path, action="append", default=[],
-                        help="a bundle whose card gives the stages this run's folders no longer hold (repeatable)")
     args = parser.parse_args()
-    print(pack(args.run, args.benchmark, args.out, earlier_stages(args.stages_from)))
+    print(pack(args.run, args.benchmark, args.out))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,17 @@
 #!/usr/bin/env bash
 # The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
-# sized for a 2-core CPU (README, "Measured figures").
-#   1. a 64-px StyleGAN2 and, with G frozen, the small encoder (the paper's path; 1.5 h here);
-#   2. the inversion (examples/train_inversion.sh in WORK/inversion): G + E trained together from 1. so that
-#      G(E(x)) keeps the expression, the mouth and the identity, on 24000 labelled crops (its own knobs);
-#   3. build-pairs on the inversion: regression directions (how the codes move with each emotion's intensity,
-#      the speech controls' slopes projected out), a step to intensity 1 (beta auto), every W+ row;
-#   4. sserd train: hybrid with the contrastive loss (the shipped one) and the paper's three ablations.
+# sized for a 2-core CPU (1 h 46 min there for the shipped bundle, 2.5 h with the ablations and the benchmark;
+# README, "Measured figures").
 # Every stage resumes where it stopped when the script is run again (same WORK folder); finished stages are
 # skipped. A later stage is not redone when an earlier one changes: delete its folder to retrain it.
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
-# Then: the held-out benchmark of all of them (skipped when its JSON is newer than every bundle), and the packing
-# of the fp16 bundle into models/ (set ABLATIONS=0 / PACK=0 to skip).
+# Then: the ablations of the paper (same recipe, one switch each), the held-out benchmark of all of them
+# (skipped when its JSON is newer than every bundle), and the packing of the fp16 bundle into models/
+# (set ABLATIONS=0 / PACK=0 to skip).
 #
-# Knobs (environment): UNTIL=enc (stop after the encoder stage), SIZE, CH_MAX, STYLE_DIM, the step counts and batch
-# sizes below, DIRECTION (svm: the paper's eq. 11, or regression), LAYERS (the W+ rows the pair-building edit
-# moves; empty: every row), SOURCES (neutral frames the pairs are built from), WORKERS (decoding threads), OUT
-# (where PACK writes the bundle; default models/sserd-synthetic), EVAL_SPEAKERS and EVAL_SECONDS (the held-out
-# benchmark's size), and those of examples/train_inversion.sh (AE_STEPS, AE_MIN, ...).
+# Knobs (environment): UNTIL=enc (stop after the encoder stage), SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, LAYERS (the W+ rows the
+# pair-building edit moves; LAYERS= empty for every row), WORKERS (decoding threads), OUT (where PACK writes the
+# bundle; default models/sserd-synthetic), EVAL_SPEAKERS and EVAL_SECONDS (the held-out benchmark's size).
 # GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
 # checkpointed and exported, and a later run of this script continues it towards its step count.
 # PARALLEL=1 trains the hybrid model and the three ablations at the same time (with OMP_NUM_THREADS=1 on a small
@@ -30,8 +24,7 @@ STYLE_DIM=${STYLE_DIM:-128}
 GAN_STEPS=${GAN_STEPS:-7000}
 ENC_STEPS=${ENC_STEPS:-10000}
 SSERD_STEPS=${SSERD_STEPS:-3000}
-LAYERS=${LAYERS-}
-DIRECTION=${DIRECTION:-regression}
+LAYERS=${LAYERS-0-5}
 GAN_BATCH=${GAN_BATCH:-8}
 ENC_BATCH=${ENC_BATCH:-4}
 SSERD_BATCH=${SSERD_BATCH:-2}
@@ -56,16 +49,13 @@ run "$ENC_STEPS" "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan
     --quiet $(limit "${ENC_MIN:-}")
 # UNTIL=enc stops here: the generator and encoder that examples/train_inversion.sh starts from
 if [ "${UNTIL:-}" = enc ]; then echo "bundle: $WORK/enc/bundle"; exit 0; fi
-INV=$WORK/inversion
-INIT="$WORK/enc/bundle" bash "$HERE/train_inversion.sh" "$INV"
-# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; here each emotion steps as far as its codes move from neutral
-# to intensity 1. The regression directions, on every W+ row, are what made the edits show (README, "Edit
-# directions"): the SVM normal carried only 0.2-0.6 of that movement, and rows 0-5 alone lost happy
-[ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$INV/data" --model "$INV/ae/bundle" -o "$WORK/pairs" \
-    --direction "$DIRECTION" --beta auto ${LAYERS:+--layers "$LAYERS"} --max-sources "${SOURCES:-1500}" \
-    --workers "$WORKERS" --quiet
+# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its
+# class separation. --layers 0-5: the edit moves the coarse and middle rows only; moving the fine rows 6-9 too
+# changed skin tone with the expression (README, "Results of the default recipe")
+[ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/data" --model "$WORK/enc/bundle" -o "$WORK/pairs" \
+    --beta auto ${LAYERS:+--layers "$LAYERS"} --workers "$WORKERS" --quiet
 # shellcheck disable=SC2046
-train() { run "$SSERD_STEPS" "$1" sserd train "$INV/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" \
+train() { run "$SSERD_STEPS" "$1" sserd train "$WORK/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" \
     --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" --quiet $(limit "${SSERD_MIN:-}") "${@:2}"; }
 variants=("$WORK/sserd")                                     # hybrid, with the contrastive loss: the shipped one
 switches=("")

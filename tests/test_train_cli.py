@@ -141,6 +141,25 @@ def test_build_pairs_regression_steps_each_emotion_to_full_intensity(pipeline, t
     assert "--direction lda: use svm or regression" in err and "Traceback" not in err and not bad.exists()
 
 
+def test_train_with_the_latent_step_loss_logs_it_and_needs_the_pairs_codes(pipeline, tmp_path, capfd):
+    tmp, data, _ = pipeline
+    out = tmp_path / "sserd-latent"
+    assert run(["train", str(data), str(tmp / "pairs"), "-o", str(out), "--iterations", "2", "--lambda-latent", "1",
+                "--sample-every", "2", *CPU]) == 0
+    losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert all("lat" in row and row["lat"] >= 0 for row in losses)
+    assert json.loads((out / "config.json").read_text())["config"]["lambda_latent"] == 1.0
+    pairs = tmp_path / "pairs-without-codes"
+    shutil.copytree(tmp / "pairs", pairs)
+    (pairs / "latents.safetensors").unlink()
+    capfd.readouterr()
+    assert run(["train", str(data), str(pairs), "-o", str(tmp_path / "bad"), "--iterations", "2", "--lambda-latent",
+                "1", *CPU]) == 2
+    err = capfd.readouterr().err
+    assert "has no latents.safetensors" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()  # nothing left behind
+
+
 def test_train_sserd_exports_full_bundle(pipeline):
     tmp, _, codes = pipeline
     assert codes["sserd"] == 0

@@ -129,6 +129,7 @@ class SSERDConfig(RunConfig, AdversarialConfig):
     alpha: float = 0.8
     lambda_adv: float = 0.1
     lambda_cl: float = 0.1
+    lambda_latent: float = 0.0  # the latent-step loss on paired sources (not the paper's: 0 is eq. 14)
     tau: float = 0.1
     cache_per_emotion: int = 64
     lpips_weights: Optional[str] = None

@@ -27,6 +27,7 @@ from ..errors import SserdError
 from ..bundles import save_bundle
 from ..losses.adversarial import g_nonsaturating_loss
 from ..losses.contrastive import CodeCache, contrastive_loss, distributed_gather
+from ..losses.latent import latent_step_loss
 from ..losses.reconstruction import l2_loss
 from ..nets.celcl import CELCL, CELCLConfig
 from . import distributed as ddp
@@ -57,6 +58,24 @@ def hybrid_objective(out1: torch.Tensor, out2: torch.Tensor, target: torch.Tenso
     return {"pix": pix, "lips": lips, "supervised": pix + alpha * lips}
 
 
+def pair_codes(folder: str, pairs: FrameSet) -> torch.Tensor:
+    """The stored W+ code of every row of ``pairs`` (a split of the paired set in ``folder``), [rows, n_latent, D]."""
+    from safetensors.torch import load_file
+
+    from ..data.index import read_index
+
+    file = Path(folder) / "latents.safetensors"
+    if not file.is_file():
+        raise SserdError(f"paired set {folder} has no latents.safetensors, which --lambda-latent needs: rebuild it with "
+                         "'sserd build-pairs', or pass --lambda-latent 0")
+    codes = load_file(str(file))["codes"]
+    position = {r.path: i for i, r in enumerate(read_index(folder))}
+    if len(position) != len(codes):
+        raise SserdError(f"{file} holds {len(codes)} codes for {len(position)} rows of {folder}/index.csv: "
+                         "rebuild the paired set with 'sserd build-pairs'")
+    return codes[[position[r.path] for r in pairs.rows]].float()
+
+
 class SSERDCoach(Coach):
     stage = "sserd"
 
@@ -75,6 +94,7 @@ class SSERDCoach(Coach):
             self.pairs = FrameSet(c.pairs, c.size, c.size, split="train", workers=c.workers, what="paired set")
             if int(self.pairs.meta.get("size", c.size)) != c.size:
                 raise SserdError(f"paired set {c.pairs} holds {self.pairs.meta.get('size')} px images but --size is {c.size}")
+        self.pair_codes = pair_codes(c.pairs, self.pairs) if self.pairs is not None and c.lambda_latent > 0 else None
         self.sampler = HybridSampler(self.real, self.pairs, c.data_mode, c.real_fraction, c.seed)
         self.D, d_origin = discriminator_for(self.bundle, self.G, self.device)
         self.celcl = CELCL(CELCLConfig(n_latent=self.G.n_latent, style_dim=self.G.style_dim, heads=c.heads,
@@ -119,7 +139,10 @@ class SSERDCoach(Coach):
             target[syn] = self.pairs.load([items[k].target for k in syn])
         if real:
             source[real] = self.real.load([items[k].source for k in real])
-        return {"source": source.to(dev), "target": target.to(dev),
+        step = torch.zeros(len(items), self.G.n_latent, self.G.style_dim)
+        if syn and self.pair_codes is not None:  # the W+ edit that made the target from the source
+            step[syn] = (self.pair_codes[[items[k].target for k in syn]] - self.pair_codes[[items[k].source for k in syn]])
+        return {"source": source.to(dev), "target": target.to(dev), "step": step.to(dev),
                 "r1": self.real.load([it.r1 for it in items]).to(dev), "r2": self.real.load([it.r2 for it in items]).to(dev),
                 "synthetic": torch.tensor([it.synthetic for it in items], device=dev),
                 "labels": torch.tensor([it.emotion for it in items], dtype=torch.long, device=dev)}
@@ -148,6 +171,10 @@ class SSERDCoach(Coach):
         labels = torch.cat([batch["labels"], batch["labels"]])
         cl = contrastive_loss(codes, labels, self.cache, tau=c.tau) if c.contrastive else codes.sum() * 0.0
         total = sup["supervised"] + c.lambda_adv * adv + c.lambda_cl * cl
+        if self.pair_codes is not None:
+            lat = latent_step_loss(w_e1, batch["step"], batch["synthetic"]) + latent_step_loss(w_e2, batch["step"],
+                                                                                              batch["synthetic"])
+            total = total + c.lambda_latent * lat
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         ddp.average_gradients(self.celcl.parameters(), self.ctx)
@@ -156,6 +183,8 @@ class SSERDCoach(Coach):
             self.cache.push(codes.detach(), labels)
         losses.update({"total": total.detach().item(), "pix": sup["pix"].detach().item(), "lips": sup["lips"].detach().item(),
                        "adv": adv.detach().item(), "cl": cl.detach().item(), "synthetic": float(batch["synthetic"].float().mean())})
+        if self.pair_codes is not None:
+            losses["lat"] = lat.detach().item()
         return losses
 
     @torch.no_grad()
