@@ -67,6 +67,7 @@ def test_metrics_on_the_true_answer_are_at_their_limits(oracle, clip):
     perfect = evaluator.evaluate(EditCase(clip, "happy", answer, "truth"))
     assert math.isinf(perfect.psnr) and perfect.ssim == pytest.approx(1.0)
     assert perfect.frechet == pytest.approx(0.0, abs=1e-6)
+    assert perfect.flicker == pytest.approx(1.0)  # moves exactly as the truth does
     assert perfect.identity_cosine == pytest.approx(1.0, abs=1e-5)
     unedited = evaluator.evaluate(EditCase(clip, "happy", read_video_frames(clip), "no edit"))
     assert unedited.psnr < 40 and unedited.ssim < 1
@@ -78,6 +79,16 @@ def test_metrics_on_the_true_answer_are_at_their_limits(oracle, clip):
     assert set(table) == {"truth", "no edit"} and table["truth"]["cases"] == 1
     with pytest.raises(SserdError, match="frames"):
         evaluator.evaluate(EditCase(clip, "happy", answer[:-1]))
+
+
+def test_flicker_counts_frame_to_frame_shimmer_against_the_truth(oracle, clip):
+    evaluator = SyntheticEvaluator(oracle, crop_size=128)
+    answer = np.stack([r.image for r in render_true_answer(clip, "sad")])
+    rng = np.random.default_rng(0)
+    shimmer = np.clip(answer.astype(np.int16) + rng.integers(-12, 13, answer.shape[:3])[..., None], 0, 255).astype(np.uint8)
+    noisy = evaluator.evaluate(EditCase(clip, "sad", shimmer, "shimmer"))
+    assert noisy.flicker > 1.5  # the truth's own motion is 1.0 (test above)
+    assert "flicker" in summarize([noisy])["shimmer"]
 
 
 def test_psnr_ssim_of_different_images():

@@ -17,7 +17,7 @@ COLUMNS = (("emotion_accuracy", "emotion accuracy ↑", "{:.3f}"), ("target_prob
            ("expression_mae", "expression MAE ↓", "{:.3f}"), ("mouth_open_mae", "mouth-open MAE vs source ↓", "{:.3f}"),
            ("lip_round_mae", "lip-round MAE vs source ↓", "{:.3f}"), ("identity_mae", "identity MAE ↓", "{:.3f}"),
            ("identity_cosine", "identity cosine ↑", "{:.3f}"), ("psnr", "PSNR dB ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"),
-           ("frechet", "Fréchet (oracle) ↓", "{:.3f}"))
+           ("frechet", "Fréchet (oracle) ↓", "{:.3f}"), ("flicker", "flicker vs truth (1 = as smooth) ↓", "{:.2f}"))
 
 
 def _fmt(fmt: str, value) -> str:
@@ -95,7 +95,8 @@ def synthetic(
 
 
 LEGEND = ("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech (was it kept?); "
-          "identity, PSNR, SSIM, Fréchet: vs the true answer (aligned face crops).")
+          "identity, PSNR, SSIM, Fréchet: vs the true answer (aligned face crops); flicker: the face's frame-to-frame "
+          "change over the true answer's.")
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -11,7 +11,10 @@ stored ground truth and its true answer (:mod:`sserd_cli.data.synth.truth`) it m
   ``identity_cosine`` between oracle identity readings of the edit and of the true answer;
 * ``psnr`` / ``ssim``: aligned face crops of the edit vs. the true answer (same crop transform for
   both: the source's skull-fixed landmarks), so background pixels do not flatter the score;
-* ``frechet``: Fréchet distance of oracle features, edited crops vs. true-answer crops.
+* ``frechet``: Fréchet distance of oracle features, edited crops vs. true-answer crops;
+* ``flicker``: the edit's frame-to-frame change of the face region (mean absolute grey-level change of the
+  aligned crop's centre from one frame to the next) over the true answer's own: 1.0 moves exactly as much as
+  the truth does (head, speech, light); above it the edit shimmers.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class SyntheticScores:
     psnr: float
     ssim: float
     frechet: float
+    flicker: float = math.nan
 
     def to_dict(self) -> dict:
         """Plain JSON values: NaN -> None, infinite PSNR (identical crops) -> the string "inf"."""
@@ -73,7 +77,7 @@ class SyntheticScores:
 
 
 METRIC_NAMES = ("emotion_accuracy", "target_probability", "expression_mae", "mouth_open_mae", "lip_round_mae",
-                "identity_mae", "identity_cosine", "psnr", "ssim", "frechet")
+                "identity_mae", "identity_cosine", "psnr", "ssim", "frechet", "flicker")
 
 
 def resolve_truth(path: str | Path) -> Path:
@@ -166,10 +170,26 @@ class SyntheticEvaluator:
             lip_round_mae=float(np.abs(reading.speech[:, 1] - source_speech[:, 1]).mean()),
             identity_mae=float(np.abs(reading.identity - identity).mean()),
             identity_cosine=centred_cosine(reading.identity, answer.identity),
-            psnr=psnr, ssim=ssim, frechet=frechet)
+            psnr=psnr, ssim=ssim, frechet=frechet, flicker=flicker_ratio(crops, answer_crops))
 
     def evaluate_many(self, cases: Iterable[EditCase]) -> list[SyntheticScores]:
         return [self.evaluate(c) for c in cases]
+
+
+def face_motion(crops: np.ndarray) -> float:
+    """Mean absolute grey-level change between consecutive aligned crops [N, S, S, 3], over the crop's centre
+    (rows 25-90 %, columns 20-80 %: the face, not the background); NaN for fewer than 2 frames."""
+    if len(crops) < 2:
+        return math.nan
+    s = crops.shape[1]
+    grey = crops[:, s // 4:int(s * 0.9), s // 5:s - s // 5].astype(np.float32).mean(-1)
+    return float(np.abs(np.diff(grey, axis=0)).mean())
+
+
+def flicker_ratio(edited: np.ndarray, answer: np.ndarray) -> float:
+    """The edit's face motion over the true answer's (see :func:`face_motion`)."""
+    truth = face_motion(answer)
+    return face_motion(edited) / truth if truth > 0 else math.nan
 
 
 def mean_scores(rows: list[SyntheticScores]) -> dict:
