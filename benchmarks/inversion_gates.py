@@ -166,7 +166,7 @@ def direction_gate(bundle_path: str, oracle: Oracle, scale: float, speakers: int
                    set_dir: Path, device: str, sheet: Path | None = None) -> dict:
     """G2: the benchmark's direction-edit row for every non-neutral target, on the gate's own held-out clips."""
     from sserd_cli.metrics.benchmark import DIRECTION, BenchmarkConfig, Method, contact_sheet, run_benchmark
-    from sserd_cli.metrics.synthetic import SyntheticEvaluator
+    from sserd_cli.metrics.synthetic import SyntheticEvaluator, mean_scores
     from sserd_cli.pipeline.models import DirectionModel
 
     bundle = load_bundle(bundle_path)
@@ -180,8 +180,6 @@ def direction_gate(bundle_path: str, oracle: Oracle, scale: float, speakers: int
 
         sheet.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(sheet), contact_sheet(result, [DIRECTION])[:, :, ::-1])
-    from sserd_cli.metrics.synthetic import mean_scores
-
     row = result.summary()["intra"][DIRECTION]  # the direction edit ignores the reference: intra = cross
     per = row.pop("accuracy_by_emotion")
     cases = result.scores["intra"]

@@ -274,8 +274,6 @@ def build_pairs(
     step = _parse_beta(beta)
     check_number(svm_c, "--svm-c", low=0.0, above=True)
     check_output_folder(out)
-    if direction not in ("svm", "regression"):
-        raise SserdError(f"--direction {direction}: use svm or regression")
     config = PairsConfig(data=str(data), out=str(out), model=model, beta=step, direction=direction,
                          layers=parse_layers(layers), svm_c=svm_c,
                          max_sources=max_sources, batch_size=batch_size, device=device, seed=seed, workers=workers,

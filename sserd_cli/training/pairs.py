@@ -270,6 +270,8 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     out = Path(config.out)
     if out.exists():
         raise SserdError(f"{out} already exists: choose another output folder (inputs are never overwritten)")
+    if config.direction not in ("svm", "regression"):
+        raise SserdError(f"--direction {config.direction}: use svm or regression")
     device = select_device(config.device)
     seed_everything(config.seed)
     bundle, G = load_frozen_generator(config.model, None, device, need=("generator", "encoder"))
@@ -292,9 +294,6 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
     layers = config.layers
     layer_mask(G.n_latent, layers)  # validate before any work
 
-    if config.direction not in ("svm", "regression"):
-        raise SserdError(f"--direction {config.direction}: use svm or regression")
-
     codes = encode_all(E, frames, config.batch_size, device, progress)
     codes_np = codes.numpy()
     by = lambda emo, split: np.array([i for i, r in enumerate(frames.rows) if r.emotion == emo and r.split == split],  # noqa: E731
@@ -313,12 +312,14 @@ def build_pairs(config: PairsConfig, progress: Optional[ProgressFn] = None) -> d
         fits.update(fitted)
         if progress:
             progress("regression", len(targets), len(targets))
-    for k, emotion in enumerate(targets if config.direction == "svm" else []):
-        fits[emotion] = fit_direction(codes_np[by("neutral", "train")], codes_np[by(emotion, "train")], emotion=emotion,
-                                      neutral_test=codes_np[by("neutral", "test")], emotion_test=codes_np[by(emotion, "test")],
-                                      layers=layers, C=config.svm_c, holdout=config.holdout, seed=config.seed)
-        if progress:
-            progress("svm", k + 1, len(targets))
+    else:
+        for k, emotion in enumerate(targets):
+            fits[emotion] = fit_direction(codes_np[by("neutral", "train")], codes_np[by(emotion, "train")],
+                                          emotion=emotion, neutral_test=codes_np[by("neutral", "test")],
+                                          emotion_test=codes_np[by(emotion, "test")], layers=layers, C=config.svm_c,
+                                          holdout=config.holdout, seed=config.seed)
+            if progress:
+                progress("svm", k + 1, len(targets))
     directions = {e: f.direction for e, f in fits.items()}
     betas = {e: edit_beta(config.beta, f) for e, f in fits.items()}
     mean_codes = {e: codes[by(e, "train")].mean(0) if len(by(e, "train")) else codes[by(e, "test")].mean(0)

@@ -139,13 +139,16 @@ class SSERDCoach(Coach):
             target[syn] = self.pairs.load([items[k].target for k in syn])
         if real:
             source[real] = self.real.load([items[k].source for k in real])
-        step = torch.zeros(len(items), self.G.n_latent, self.G.style_dim)
-        if syn and self.pair_codes is not None:  # the W+ edit that made the target from the source
-            step[syn] = (self.pair_codes[[items[k].target for k in syn]] - self.pair_codes[[items[k].source for k in syn]])
-        return {"source": source.to(dev), "target": target.to(dev), "step": step.to(dev),
-                "r1": self.real.load([it.r1 for it in items]).to(dev), "r2": self.real.load([it.r2 for it in items]).to(dev),
-                "synthetic": torch.tensor([it.synthetic for it in items], device=dev),
-                "labels": torch.tensor([it.emotion for it in items], dtype=torch.long, device=dev)}
+        batch = {"source": source.to(dev), "target": target.to(dev),
+                 "r1": self.real.load([it.r1 for it in items]).to(dev), "r2": self.real.load([it.r2 for it in items]).to(dev),
+                 "synthetic": torch.tensor([it.synthetic for it in items], device=dev),
+                 "labels": torch.tensor([it.emotion for it in items], dtype=torch.long, device=dev)}
+        if self.pair_codes is not None:  # the W+ edit that made each target from its source (zeros for real sources)
+            step = torch.zeros(len(items), self.G.n_latent, self.G.style_dim)
+            if syn:
+                step[syn] = self.pair_codes[[items[k].target for k in syn]] - self.pair_codes[[items[k].source for k in syn]]
+            batch["step"] = step.to(dev)
+        return batch
 
     def _forward(self, batch):
         with torch.no_grad():
