@@ -5,6 +5,9 @@ was trained on (the synthetic world only), how (the recipe of every stage, steps
 machine) and how well it does (the summary of ``sserd eval synthetic --model ... --json-out``).
 
     python examples/pack_default.py runs/default --benchmark runs/default/benchmark.json
+
+``--stages-from CARD`` fills in the steps and times of stages whose run folders are gone (a model.json of an
+earlier bundle that recorded them); the card says which stages came from there.
 """
 
 from __future__ import annotations
@@ -20,13 +23,20 @@ from sserd_cli.pipeline.models import DEFAULT_MODEL
 from sserd_cli.training.domain_stats import held_out_statistics
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = {"gan": "stylegan", "enc": "encoder", "sserd": "sserd"}
+STAGES = {"gan": "stylegan", "enc": "encoder", "inversion/features": "features", "inversion/ae": "autoencoder",
+          "sserd": "sserd"}
 
 
-def stage_times(run: Path, stages: dict = STAGES) -> dict:
-    """Steps, seconds per step and hours of each training stage (run folder -> stage name), from its summary.json."""
+def stage_times(run: Path, stages: dict = STAGES, earlier: dict | None = None) -> dict:
+    """Steps, seconds per step and hours of each training stage (run folder -> stage name), from its summary.json;
+    a stage whose folder is gone is taken from ``earlier`` (the stages of an earlier card), marked so."""
     out = {}
     for folder, stage in stages.items():
+        if not (run / folder / "summary.json").is_file():
+            if earlier and stage in earlier:
+                out[stage] = {**earlier[stage], "from": "an earlier card (run folder gone)"}
+                continue
+            raise SystemExit(f"error: {run / folder} has no summary.json: train that stage, or give --stages-from")
         summary = json.loads((run / folder / "summary.json").read_text())
         steps, sec = int(summary["iterations"]), float(summary["sec_per_step"])
         out[stage] = {"iterations": steps, "sec_per_step": round(sec, 4), "hours": round(steps * sec / 3600, 2),
@@ -48,7 +58,7 @@ def domain_statistics(bundle, data: Path) -> dict:
     return stats
 
 
-def pack(run: Path, benchmark: Path | None, out: Path) -> Path:
+def pack(run: Path, benchmark: Path | None, out: Path, stages_from: Path | None = None) -> Path:
     bundle = load_bundle(run / "sserd" / "bundle")
     card = json.loads(json.dumps(bundle.card))
     for key in ("format", "version", "parts", "dtype", "created", "sserd_version"):
@@ -57,10 +67,14 @@ def pack(run: Path, benchmark: Path | None, out: Path) -> Path:
     card["description"] = ("The default SSERD bundle: trained by examples/train_default.sh on the synthetic world "
                            "only (sserd synth). It knows synthetic faces; for real faces train or import one.")
     card.setdefault("provenance", {})["domain"] = "synthetic"
-    card["training"] = {"script": "examples/train_default.sh", "stages": stage_times(run), "machine": machine(),
-                        "data": json.loads((run / "data" / "dataset.json").read_text()).get("config")}
+    earlier = json.loads(stages_from.read_text())["training"]["stages"] if stages_from else None
+    data = {name: json.loads((run / folder / "dataset.json").read_text()).get("config")
+            for name, folder in (("stylegan+encoder", "data"), ("inversion+sserd", "inversion/data"))
+            if (run / folder / "dataset.json").is_file()}
+    card["training"] = {"script": "examples/train_default.sh", "stages": stage_times(run, earlier=earlier),
+                        "machine": machine(), "data": data}
     if not isinstance(card.get("domain"), dict):  # a run from before the stages wrote it: measure it here
-        card["domain"] = domain_statistics(bundle, run / "data")
+        card["domain"] = domain_statistics(bundle, run / "inversion" / "data")
     if benchmark is not None:
         result = json.loads(benchmark.read_text())
         card.setdefault("metrics", {})["synthetic_benchmark"] = {"config": result["config"],
@@ -77,8 +91,9 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the WORK folder of examples/train_default.sh")
     parser.add_argument("--benchmark", type=Path, help="JSON written by 'sserd eval synthetic --json-out'")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / DEFAULT_MODEL)
+    parser.add_argument("--stages-from", type=Path, help="model.json of an earlier bundle, for stages whose run folder is gone")
     args = parser.parse_args()
-    print(pack(args.run, args.benchmark, args.out))
+    print(pack(args.run, args.benchmark, args.out, args.stages_from))
 
 
 if __name__ == "__main__":

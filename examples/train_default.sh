@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
-# sized for a 2-core CPU (1 h 46 min there for the shipped bundle, 2.5 h with the ablations and the benchmark;
-# README, "Measured figures").
-# Every stage resumes where it stopped when the script is run again (same WORK folder); finished stages are
-# skipped. A later stage is not redone when an earlier one changes: delete its folder to retrain it.
+# sized for a 2-core CPU (README, "Measured figures").
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
-# Then: the ablations of the paper (same recipe, one switch each), the held-out benchmark of all of them
-# (skipped when its JSON is newer than every bundle), and the packing of the fp16 bundle into models/
-# (set ABLATIONS=0 / PACK=0 to skip).
+# Stages, each resumable (run the script again with the same WORK after any stop; finished stages are skipped;
+# a later stage is not redone when an earlier one changes: delete its folder to retrain it):
+#   1. gan, enc: a 64-px StyleGAN2 and an encoder on 8000 synthetic crops (UNTIL=enc stops after these);
+#   2. inversion: examples/train_inversion.sh WORK/inversion started from enc: G and E trained together so
+#      that G(E(x)) keeps expression, mouth and identity, and its gates G0/G1;
+#   3. pairs: regression edit directions on the inversion's codes (all W+ rows, the speech controls projected
+#      out, beta = each slope's length) and the paired set they render, from SOURCES neutral crops;
+#   4. sserd: the CELCL, hybrid (eq. 13-14) with the contrastive loss, plus the latent-step loss on banked pair
+#      codes (LAMBDA_LATENT; not the paper's) that trains alone for the first WARMUP steps (no rendering);
+#   5. the paper's ablations, same recipe with one switch each (no contrastive; paired only; unpaired only,
+#      which has no pairs and so no latent-step loss), the held-out benchmark of all of them (skipped when its
+#      JSON is newer than every bundle), and the packing of the fp16 bundle into models/ (ABLATIONS=0 / PACK=0 skip).
 #
-# Knobs (environment): UNTIL=enc (stop after the encoder stage), SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below, LAYERS (the W+ rows the
-# pair-building edit moves; LAYERS= empty for every row), WORKERS (decoding threads), OUT (where PACK writes the
-# bundle; default models/sserd-synthetic), EVAL_SPEAKERS and EVAL_SECONDS (the held-out benchmark's size).
-# GAN_MIN, ENC_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
+# Knobs (environment): UNTIL=enc, SIZE, CH_MAX, STYLE_DIM, the step counts and batch sizes below (SSERD_STEPS counts
+# the WARMUP steps too), SSERD_LR, LAMBDA_LATENT, LAYERS (W+ rows the pair-building edit may move; empty = every
+# row), SOURCES, WORKERS (decoding threads), OUT (where PACK writes the bundle; default models/sserd-synthetic),
+# EVAL_SPEAKERS and EVAL_SECONDS (the held-out benchmark's size), and those of examples/train_inversion.sh
+# (FEAT_STEPS, AE_STEPS, AE_BATCH, GATE_FACES, INV_COUNT and INV_SPEAKERS for its data's COUNT and SPEAKERS).
+# GAN_MIN, ENC_MIN, AE_MIN, SSERD_MIN give a stage a wall-time budget in minutes (--time-limit): it stops there,
 # checkpointed and exported, and a later run of this script continues it towards its step count.
 # PARALLEL=1 trains the hybrid model and the three ablations at the same time (with OMP_NUM_THREADS=1 on a small
 # CPU; on an H200 it was slower in sum than one after another).
@@ -23,8 +31,12 @@ CH_MAX=${CH_MAX:-64}
 STYLE_DIM=${STYLE_DIM:-128}
 GAN_STEPS=${GAN_STEPS:-7000}
 ENC_STEPS=${ENC_STEPS:-10000}
-SSERD_STEPS=${SSERD_STEPS:-3000}
-LAYERS=${LAYERS-0-5}
+SSERD_STEPS=${SSERD_STEPS:-4000}
+WARMUP=${WARMUP:-3000}
+SSERD_LR=${SSERD_LR:-0.001}
+LAMBDA_LATENT=${LAMBDA_LATENT:-10}
+LAYERS=${LAYERS-}
+SOURCES=${SOURCES:-1500}
 GAN_BATCH=${GAN_BATCH:-8}
 ENC_BATCH=${ENC_BATCH:-4}
 SSERD_BATCH=${SSERD_BATCH:-2}
@@ -49,19 +61,24 @@ run "$ENC_STEPS" "$WORK/enc" sserd train-encoder "$WORK/data" --model "$WORK/gan
     --quiet $(limit "${ENC_MIN:-}")
 # UNTIL=enc stops here: the generator and encoder that examples/train_inversion.sh starts from
 if [ "${UNTIL:-}" = enc ]; then echo "bundle: $WORK/enc/bundle"; exit 0; fi
-# --beta auto: the paper's 15 suits FFHQ's 18 x 512 W+; in this small W+ (10 x 128 at 64 px) each emotion steps by its
-# class separation. --layers 0-5: the edit moves the coarse and middle rows only; moving the fine rows 6-9 too
-# changed skin tone with the expression (README, "Results of the default recipe")
-[ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/data" --model "$WORK/enc/bundle" -o "$WORK/pairs" \
-    --beta auto ${LAYERS:+--layers "$LAYERS"} --workers "$WORKERS" --quiet
+# the inversion G + E, started from enc (examples/train_inversion.sh; its data: 24000 crops of 3000 identities)
+SIZE="$SIZE" WORKERS="$WORKERS" COUNT=${INV_COUNT:-24000} SPEAKERS=${INV_SPEAKERS:-3000} BASE="$WORK" INIT="$WORK/enc/bundle" \
+    bash "$HERE/train_inversion.sh" "$WORK/inversion"
+# regression directions: the least-squares slope of the codes on each emotion's intensity, with the speech controls
+# of labels.jsonl regressed out, so the step keeps the mouth; beta auto = the slope's length (gate G2, README)
+[ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/inversion/data" --model "$WORK/inversion/ae/bundle" \
+    -o "$WORK/pairs" --direction regression --beta auto --max-sources "$SOURCES" ${LAYERS:+--layers "$LAYERS"} \
+    --workers "$WORKERS" --quiet
 # shellcheck disable=SC2046
-train() { run "$SSERD_STEPS" "$1" sserd train "$WORK/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" \
-    --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" --quiet $(limit "${SSERD_MIN:-}") "${@:2}"; }
+train() { run "$SSERD_STEPS" "$1" sserd train "$WORK/inversion/data" "$WORK/pairs" --batch-size "$SSERD_BATCH" \
+    --lr "$SSERD_LR" --checkpoint-every 500 --sample-every 500 --workers "$WORKERS" --quiet \
+    $(limit "${SSERD_MIN:-}") "${@:2}"; }
+latent="--lambda-latent $LAMBDA_LATENT --latent-warmup $WARMUP"
 variants=("$WORK/sserd")                                     # hybrid, with the contrastive loss: the shipped one
-switches=("")
+switches=("$latent")
 if [ "${ABLATIONS:-1}" = 1 ]; then
     variants+=("$WORK/ablations/no-contrastive" "$WORK/ablations/paired" "$WORK/ablations/unpaired")
-    switches+=("--no-contrastive" "--data paired" "--data unpaired")
+    switches+=("$latent --no-contrastive" "$latent --data paired" "--data unpaired")  # unpaired: no pairs, no bank
 fi
 pids=()
 for i in "${!variants[@]}"; do

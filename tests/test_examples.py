@@ -68,8 +68,10 @@ def test_batch_edit_makes_every_clip_in_every_emotion(tmp_path):
 
 # the default recipe at a size that runs in about a minute: every stage, the ablations, the packing and the benchmark
 TINY_RECIPE = {"SIZE": "32", "CH_MAX": "16", "STYLE_DIM": "32", "GAN_STEPS": "2", "ENC_STEPS": "2", "SSERD_STEPS": "2",
-               "GAN_BATCH": "2", "ENC_BATCH": "2", "SSERD_BATCH": "2", "COUNT": "280", "SPEAKERS": "20",
-               "WORKERS": "0", "EVAL_SPEAKERS": "2", "EVAL_SECONDS": "0.2", "OMP_NUM_THREADS": "2"}
+               "WARMUP": "1", "GAN_BATCH": "2", "ENC_BATCH": "2", "SSERD_BATCH": "2", "COUNT": "280", "SPEAKERS": "20",
+               "INV_COUNT": "280", "INV_SPEAKERS": "20", "FEAT_STEPS": "2", "AE_STEPS": "2", "AE_BATCH": "2",
+               "GATE_FACES": "1", "SOURCES": "20", "WORKERS": "0", "EVAL_SPEAKERS": "2", "EVAL_SECONDS": "0.2",
+               "OMP_NUM_THREADS": "2"}
 
 
 @pytest.mark.slow
@@ -82,9 +84,13 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
     assert "held-out clips" in first.stdout  # the benchmark's table
     card = json.loads((packed / "model.json").read_text())
     assert card["name"] == "sserd-synthetic" and card["dtype"] == "float16"
-    assert card["training"]["stages"]["encoder"]["iterations"] == 2
+    stages = card["training"]["stages"]
+    assert stages["encoder"]["iterations"] == stages["autoencoder"]["iterations"] == stages["sserd"]["iterations"] == 2
     pairs = next(stage for stage in card["recipe"] if stage["stage"] == "build-pairs")
-    assert pairs["config"]["layers"] == [0, 1, 2, 3, 4, 5]  # LAYERS' default
+    assert pairs["config"]["layers"] is None and pairs["config"]["direction"] == "regression"
+    sserd = next(stage for stage in card["recipe"] if stage["stage"] == "sserd")
+    assert (sserd["config"]["latent_warmup"], sserd["config"]["lambda_latent"]) == (1, 10.0)
+    assert (work / "inversion" / "gates.json").is_file()  # the inversion's gates ran inside the recipe
     rows = card["metrics"]["synthetic_benchmark"]["summary"]["cross"]
     assert set(rows) == {"no edit", "reconstruction", "direction edit", "hybrid", "no-contrastive", "paired",
                          "unpaired", "shipped"}
@@ -98,6 +104,7 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
                            cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{work}/gan: done (2 steps)" in again.stdout and f"{work}/enc: done (2 steps)" in again.stdout
+    assert f"{work}/inversion/ae: done (2 steps)" in again.stdout
     for run_dir in (work / "sserd", *(work / "ablations" / name for name in ("no-contrastive", "paired", "unpaired"))):
         assert json.loads((run_dir / "summary.json").read_text())["iterations"] == 3
         assert "resumed from iter_00000002" in (run_dir / "train.log").read_text()

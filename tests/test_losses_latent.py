@@ -6,17 +6,16 @@ import torch
 from sserd_cli.losses.latent import latent_step_loss
 
 
-def test_latent_step_loss_is_the_masked_mean_squared_code_error():
-    w_e = torch.zeros(3, 2, 4, requires_grad=True)
-    step = torch.stack([torch.full((2, 4), 2.0), torch.full((2, 4), 1.0), torch.full((2, 4), 5.0)])
-    synthetic = torch.tensor([True, True, False])
-    loss = latent_step_loss(w_e, step, synthetic)
-    assert torch.isclose(loss, torch.tensor((4.0 + 1.0 + 0.0) / 3))  # the real source adds nothing
+def test_latent_step_loss_is_the_mean_squared_code_error():
+    w_e = torch.zeros(2, 2, 4, requires_grad=True)
+    step = torch.stack([torch.full((2, 4), 2.0), torch.full((2, 4), 1.0)])
+    loss = latent_step_loss(w_e, step)
+    assert torch.isclose(loss, torch.tensor((4.0 + 1.0) / 2))
     loss.backward()
-    assert torch.all(w_e.grad[2] == 0) and torch.all(w_e.grad[0] < 0)  # pulled towards the step, real rows untouched
-    assert latent_step_loss(step.clone(), step, synthetic) == 0
+    assert torch.all(w_e.grad < 0)  # pulled towards the step
+    assert latent_step_loss(step.clone(), step) == 0
 
 
 def test_latent_step_loss_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes differ"):
-        latent_step_loss(torch.zeros(2, 2, 4), torch.zeros(2, 3, 4), torch.ones(2, dtype=torch.bool))
+        latent_step_loss(torch.zeros(2, 2, 4), torch.zeros(2, 3, 4))

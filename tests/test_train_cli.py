@@ -144,11 +144,21 @@ def test_build_pairs_regression_steps_each_emotion_to_full_intensity(pipeline, t
 def test_train_with_the_latent_step_loss_logs_it_and_needs_the_pairs_codes(pipeline, tmp_path, capfd):
     tmp, data, _ = pipeline
     out = tmp_path / "sserd-latent"
-    assert run(["train", str(data), str(tmp / "pairs"), "-o", str(out), "--iterations", "2", "--lambda-latent", "1",
-                "--sample-every", "2", *CPU]) == 0
+    assert run(["train", str(data), str(tmp / "pairs"), "-o", str(out), "--iterations", "3", "--lambda-latent", "1",
+                "--latent-warmup", "2", "--latent-batch", "4", "--sample-every", "3", "--log-every", "1", *CPU]) == 0
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert all("lat" in row and row["lat"] >= 0 for row in losses)
-    assert json.loads((out / "config.json").read_text())["config"]["lambda_latent"] == 1.0
+    warm, hybrid = losses[:2], losses[2:]
+    assert all(set(row) == {"iteration", "sec_per_step", "lat", "total"} for row in warm)  # nothing rendered
+    assert hybrid and all("pix" in row and "d" in row for row in hybrid)
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert (config["lambda_latent"], config["latent_warmup"], config["latent_batch"]) == (1.0, 2, 4)
+    capfd.readouterr()
+    assert run(["train", str(data), str(tmp / "pairs"), "-o", str(tmp_path / "no-weight"), "--iterations", "2",
+                "--latent-warmup", "2", *CPU]) == 2
+    err = capfd.readouterr().err
+    assert "--latent-warmup" in err and "--lambda-latent" in err and "Traceback" not in err
+    assert not (tmp_path / "no-weight").exists()
     pairs = tmp_path / "pairs-without-codes"
     shutil.copytree(tmp / "pairs", pairs)
     (pairs / "latents.safetensors").unlink()

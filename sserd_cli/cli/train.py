@@ -322,6 +322,11 @@ def train(
     lambda_latent: Optional[float] = typer.Option(None, "--lambda-latent",
                                                   help="Weight of the latent-step loss on paired sources: the CELCL "
                                                   "code against the pair's own W+ step (not the paper's; default 0)."),
+    latent_warmup: Optional[int] = typer.Option(None, "--latent-warmup",
+                                                help="First N iterations train on the latent-step loss alone, rendering "
+                                                "nothing (milliseconds each; needs --lambda-latent; default 0)."),
+    latent_batch: Optional[int] = typer.Option(None, "--latent-batch",
+                                               help="Banked pair codes per step for the latent-step loss (default: 64)."),
     real_fraction: Optional[float] = typer.Option(None, "--real-fraction",
                                                   help="hybrid: share of real (unpaired) sources (default: 0.5)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="LPIPS heads (lpips vgg.pth)."),
@@ -354,7 +359,8 @@ def train(
     explicit = _common(data=str(data), pairs=str(pairs) if pairs else "", model=model, data_mode=data_mode,
                        contrastive=contrastive, size=_bundle_size(model, size) if not resume else size, load_size=load_size,
                        iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha, lambda_adv=lambda_adv,
-                       lambda_cl=lambda_cl, lambda_latent=lambda_latent, real_fraction=real_fraction,
+                       lambda_cl=lambda_cl, lambda_latent=lambda_latent, latent_warmup=latent_warmup,
+                       latent_batch=latent_batch, real_fraction=real_fraction,
                        lpips_weights=str(lpips_weights) if lpips_weights else None,
                        vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
                        checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,

@@ -129,7 +129,11 @@ class SSERDConfig(RunConfig, AdversarialConfig):
     alpha: float = 0.8
     lambda_adv: float = 0.1
     lambda_cl: float = 0.1
-    lambda_latent: float = 0.0  # the latent-step loss on paired sources (not the paper's: 0 is eq. 14)
+    lambda_latent: float = 0.0  # the latent-step loss on banked pair codes (not the paper's: 0 is eq. 14)
+    latent_batch: int = 64  # banked (source, reference, step) triples per step for the latent-step loss
+    latent_warmup: int = 0  # first iterations train the CELCL on the latent-step loss alone (no rendering)
+    latent_refs: int = 256  # real reference frames encoded per emotion for the bank
+    latent_groups: int = 2048  # at most this many pair groups are encoded for the bank
     tau: float = 0.1
     cache_per_emotion: int = 64
     lpips_weights: Optional[str] = None

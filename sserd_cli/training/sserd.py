@@ -14,6 +14,10 @@ discriminator trained alongside judges real frames against I_o1 and I_o2. L_cl i
 on the emotion codes w_e with the target emotion as label and the cached codes of earlier
 iterations as positives and negatives. ``--data paired|unpaired|hybrid`` chooses the
 sources (table 5), ``--no-contrastive`` drops L_cl (table 3).
+
+Not the paper's: ``--lambda-latent`` adds the latent-step loss on a bank of E's pair codes
+(``latent_bank``), and ``--latent-warmup N`` trains the CELCL on that loss alone for the first N
+iterations, which render nothing and so cost milliseconds each.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from .cards import base_card
 from .config import SSERDConfig
 from .critic import Critic, set_requires_grad
 from .dataset import FrameSet, HybridSampler
+from .latent_bank import LatentBank
 from .encoder import discriminator_for, load_criterion, load_frozen_generator
 from .ranger import Ranger
 from .run import Coach
@@ -94,8 +99,15 @@ class SSERDCoach(Coach):
             self.pairs = FrameSet(c.pairs, c.size, c.size, split="train", workers=c.workers, what="paired set")
             if int(self.pairs.meta.get("size", c.size)) != c.size:
                 raise SserdError(f"paired set {c.pairs} holds {self.pairs.meta.get('size')} px images but --size is {c.size}")
-        self.pair_codes = pair_codes(c.pairs, self.pairs) if self.pairs is not None and c.lambda_latent > 0 else None
         self.sampler = HybridSampler(self.real, self.pairs, c.data_mode, c.real_fraction, c.seed)
+        if c.latent_warmup > 0 and not (c.lambda_latent > 0 and self.pairs is not None):
+            raise SserdError("--latent-warmup trains on the latent-step loss alone: it needs --lambda-latent > 0 and "
+                             "paired data (--data paired or hybrid)")
+        self.bank = None
+        if self.pairs is not None and c.lambda_latent > 0:
+            self.bank = LatentBank(self.E, self.pairs, self.sampler.groups, pair_codes(c.pairs, self.pairs), self.real,
+                                   refs_per_emotion=c.latent_refs, max_groups=c.latent_groups, seed=c.seed,
+                                   device=self.device)
         self.D, d_origin = discriminator_for(self.bundle, self.G, self.device)
         self.celcl = CELCL(CELCLConfig(n_latent=self.G.n_latent, style_dim=self.G.style_dim, heads=c.heads,
                                        ffn_layers=c.ffn_layers, transformer_layers=c.transformer_layers,
@@ -143,11 +155,6 @@ class SSERDCoach(Coach):
                  "r1": self.real.load([it.r1 for it in items]).to(dev), "r2": self.real.load([it.r2 for it in items]).to(dev),
                  "synthetic": torch.tensor([it.synthetic for it in items], device=dev),
                  "labels": torch.tensor([it.emotion for it in items], dtype=torch.long, device=dev)}
-        if self.pair_codes is not None:  # the W+ edit that made each target from its source (zeros for real sources)
-            step = torch.zeros(len(items), self.G.n_latent, self.G.style_dim)
-            if syn:
-                step[syn] = self.pair_codes[[items[k].target for k in syn]] - self.pair_codes[[items[k].source for k in syn]]
-            batch["step"] = step.to(dev)
         return batch
 
     def _forward(self, batch):
@@ -159,8 +166,19 @@ class SSERDCoach(Coach):
         out2 = self.G.synthesis(w_s + w_e2, noise_mode="const")
         return out1.float(), out2.float(), w_e1.float(), w_e2.float()
 
+    def _latent_loss(self, iteration: int) -> torch.Tensor:
+        w_s, w_r, step = self.bank.batch(iteration, self.config.latent_batch, self.ctx.rank)
+        return latent_step_loss(self.celcl(w_s, w_r).float(), step)
+
     def step(self, iteration: int) -> dict[str, float]:
         c = self.config
+        if iteration < c.latent_warmup:  # the latent-step loss alone: no rendering, no discriminator step
+            lat = self._latent_loss(iteration)
+            self.optimizer.zero_grad(set_to_none=True)
+            (c.lambda_latent * lat).backward()
+            ddp.average_gradients(self.celcl.parameters(), self.ctx)
+            self.optimizer.step()
+            return {"total": c.lambda_latent * lat.detach().item(), "lat": lat.detach().item()}
         batch = self._load(self.sampler.batch(iteration, c.batch_size, self.ctx.rank, self.ctx.world_size))
         with self.autocast():
             out1, out2, w_e1, w_e2 = self._forward(batch)
@@ -174,9 +192,8 @@ class SSERDCoach(Coach):
         labels = torch.cat([batch["labels"], batch["labels"]])
         cl = contrastive_loss(codes, labels, self.cache, tau=c.tau) if c.contrastive else codes.sum() * 0.0
         total = sup["supervised"] + c.lambda_adv * adv + c.lambda_cl * cl
-        if self.pair_codes is not None:
-            lat = latent_step_loss(w_e1, batch["step"], batch["synthetic"]) + latent_step_loss(w_e2, batch["step"],
-                                                                                              batch["synthetic"])
+        if self.bank is not None:
+            lat = self._latent_loss(iteration)
             total = total + c.lambda_latent * lat
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -186,7 +203,7 @@ class SSERDCoach(Coach):
             self.cache.push(codes.detach(), labels)
         losses.update({"total": total.detach().item(), "pix": sup["pix"].detach().item(), "lips": sup["lips"].detach().item(),
                        "adv": adv.detach().item(), "cl": cl.detach().item(), "synthetic": float(batch["synthetic"].float().mean())})
-        if self.pair_codes is not None:
+        if self.bank is not None:
             losses["lat"] = lat.detach().item()
         return losses
 
