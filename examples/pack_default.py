@@ -6,8 +6,9 @@ machine) and how well it does (the summary of ``sserd eval synthetic --model ...
 
     python examples/pack_default.py runs/default --benchmark runs/default/benchmark.json
 
-``--stages-from CARD`` fills in the steps and times of stages whose run folders are gone (a model.json of an
-earlier bundle that recorded them); the card says which stages came from there.
+``--stages-from CARD [CARD ...]`` fills in the steps and times of stages whose run folders are gone (the
+model.json of earlier bundles that recorded them, the first card naming a stage wins); the card says which
+stages came from there.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def domain_statistics(bundle, data: Path) -> dict:
     return stats
 
 
-def pack(run: Path, benchmark: Path | None, out: Path, stages_from: Path | None = None) -> Path:
+def pack(run: Path, benchmark: Path | None, out: Path, stages_from: tuple = ()) -> Path:
     bundle = load_bundle(run / "sserd" / "bundle")
     card = json.loads(json.dumps(bundle.card))
     for key in ("format", "version", "parts", "dtype", "created", "sserd_version"):
@@ -67,7 +68,10 @@ def pack(run: Path, benchmark: Path | None, out: Path, stages_from: Path | None 
     card["description"] = ("The default SSERD bundle: trained by examples/train_default.sh on the synthetic world "
                            "only (sserd synth). It knows synthetic faces; for real faces train or import one.")
     card.setdefault("provenance", {})["domain"] = "synthetic"
-    earlier = json.loads(stages_from.read_text())["training"]["stages"] if stages_from else None
+    earlier: dict = {}
+    for card_path in stages_from:
+        for stage, times in json.loads(Path(card_path).read_text())["training"]["stages"].items():
+            earlier.setdefault(stage, times)
     data = {name: json.loads((run / folder / "dataset.json").read_text()).get("config")
             for name, folder in (("stylegan+encoder", "data"), ("inversion+sserd", "inversion/data"))
             if (run / folder / "dataset.json").is_file()}
@@ -91,9 +95,10 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the WORK folder of examples/train_default.sh")
     parser.add_argument("--benchmark", type=Path, help="JSON written by 'sserd eval synthetic --json-out'")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / DEFAULT_MODEL)
-    parser.add_argument("--stages-from", type=Path, help="model.json of an earlier bundle, for stages whose run folder is gone")
+    parser.add_argument("--stages-from", type=Path, nargs="+", default=(),
+                        help="model.json of earlier bundles, for stages whose run folder is gone")
     args = parser.parse_args()
-    print(pack(args.run, args.benchmark, args.out, args.stages_from))
+    print(pack(args.run, args.benchmark, args.out, tuple(args.stages_from)))
 
 
 if __name__ == "__main__":

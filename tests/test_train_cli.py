@@ -205,8 +205,11 @@ def test_resume_stylegan_is_bit_exact(pipeline, tmp_path):
 
 
 def test_resume_sserd_is_bit_exact(pipeline, tmp_path):
+    """Split inside the latent warm-up (steps 1-3 code-only), ending in the hybrid steps: the bank's draws and
+    the image losses both continue as in the straight run."""
     tmp, data, _ = pipeline
-    args = [str(data), str(tmp / "pairs"), "--checkpoint-every", "2", "--sample-every", "10", *CPU]
+    args = [str(data), str(tmp / "pairs"), "--checkpoint-every", "2", "--sample-every", "10", "--lambda-latent", "1",
+            "--latent-warmup", "3", "--latent-batch", "4", *CPU]
     assert run(["train", "-o", str(tmp_path / "straight"), "--iterations", "4", *args]) == 0
     assert run(["train", "-o", str(tmp_path / "split"), "--iterations", "2", *args]) == 0
     assert run(["train", "-o", str(tmp_path / "split"), "--iterations", "4", "--resume", *args]) == 0
