@@ -89,7 +89,7 @@ def test_train_default_recipe_runs_end_to_end_then_resumes(tmp_path):
     pairs = next(stage for stage in card["recipe"] if stage["stage"] == "build-pairs")
     assert pairs["config"]["layers"] is None and pairs["config"]["direction"] == "regression"
     sserd = next(stage for stage in card["recipe"] if stage["stage"] == "sserd")
-    assert (sserd["config"]["latent_warmup"], sserd["config"]["lambda_latent"]) == (1, 10.0)
+    assert (sserd["config"]["latent_warmup"], sserd["config"]["lambda_latent"]) == (1, 100.0)
     assert (work / "inversion" / "gates.json").is_file()  # the inversion's gates ran inside the recipe
     rows = card["metrics"]["synthetic_benchmark"]["summary"]["cross"]
     assert set(rows) == {"no edit", "reconstruction", "direction edit", "hybrid", "no-contrastive", "paired",
