@@ -320,8 +320,8 @@ def train(
     lambda_adv: Optional[float] = typer.Option(None, "--lambda-adv", help="lambda1 of eq. 14 (default: 0.1)."),
     lambda_cl: Optional[float] = typer.Option(None, "--lambda-cl", help="lambda2 of eq. 14 (default: 0.1)."),
     lambda_latent: Optional[float] = typer.Option(None, "--lambda-latent",
-                                                  help="Weight of the latent-step loss on paired sources: the CELCL "
-                                                  "code against the pair's own W+ step (not the paper's; default 0)."),
+                                                  help="Weight of the latent-step loss: the CELCL code of banked pair "
+                                                  "codes against each pair's own W+ step (not the paper's; default 0)."),
     latent_warmup: Optional[int] = typer.Option(None, "--latent-warmup",
                                                 help="First N iterations train on the latent-step loss alone, rendering "
                                                 "nothing (milliseconds each; needs --lambda-latent; default 0)."),

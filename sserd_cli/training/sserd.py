@@ -39,8 +39,8 @@ from .cards import base_card
 from .config import SSERDConfig
 from .critic import Critic, set_requires_grad
 from .dataset import FrameSet, HybridSampler
-from .latent_bank import LatentBank
 from .encoder import discriminator_for, load_criterion, load_frozen_generator
+from .latent_bank import LatentBank
 from .ranger import Ranger
 from .run import Coach
 
