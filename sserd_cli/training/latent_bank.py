@@ -17,12 +17,9 @@ import torch
 
 from ..emotions import EMOTIONS
 from .dataset import FrameSet
+from .pairs import encode_all
 
-
-@torch.no_grad()
-def _encode(E, frames: FrameSet, indices: list[int], device, chunk: int = 64) -> torch.Tensor:
-    out = [E(frames.load(indices[i:i + chunk]).to(device)).float() for i in range(0, len(indices), chunk)]
-    return torch.cat(out) if out else torch.zeros(0)
+ENCODE_BATCH = 64
 
 
 class LatentBank:
@@ -39,15 +36,19 @@ class LatentBank:
             frames = [i for i, r in enumerate(real.rows) if r.emotion == emotion]
             if frames:
                 pick = sorted(rng.choice(len(frames), min(refs_per_emotion, len(frames)), replace=False))
-                self.refs[EMOTIONS.index(emotion)] = _encode(E, real, [frames[k] for k in pick], device)
+                self.refs[EMOTIONS.index(emotion)] = encode_all(E, real, ENCODE_BATCH, device,
+                                                                indices=[frames[k] for k in pick]).to(device)
         # a group is usable with at least two rows, one of them an emotion the real set can show
         self.groups = [g for g in groups if len(g) >= 2
                        and any(EMOTIONS.index(pairs.rows[m].emotion) in self.refs for m in g)]
         rows = sorted({m for g in self.groups for m in g})
-        self._slot = {m: k for k, m in enumerate(rows)}
-        self.encoded = _encode(E, pairs, rows, device)
+        slot = {m: k for k, m in enumerate(rows)}
+        self.encoded = encode_all(E, pairs, ENCODE_BATCH, device, indices=rows).to(device)
         self.stored = stored[rows].to(device)
         self.emotion = [EMOTIONS.index(pairs.rows[m].emotion) for m in rows]
+        # per group: its rows as bank slots, and those of them whose emotion a reference can show (targets)
+        self._members = [[slot[m] for m in g] for g in self.groups]
+        self._targets = [[k for k in members if self.emotion[k] in self.refs] for members in self._members]
         self.seed = seed
 
     def __len__(self) -> int:
@@ -61,10 +62,9 @@ class LatentBank:
         rng = np.random.default_rng([self.seed, iteration, rank, 11])
         src, tgt, ref = [], [], []
         for g in rng.integers(len(self.groups), size=size):
-            members = [self._slot[m] for m in self.groups[int(g)]]
-            targets = [m for m in members if self.emotion[m] in self.refs]
+            targets = self._targets[int(g)]
             t = targets[int(rng.integers(len(targets)))]
-            sources = [m for m in members if m != t]
+            sources = [m for m in self._members[int(g)] if m != t]
             src.append(sources[int(rng.integers(len(sources)))])
             tgt.append(t)
             bank = self.refs[self.emotion[t]]

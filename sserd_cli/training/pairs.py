@@ -250,15 +250,17 @@ def mouth_change(G, codes: torch.Tensor, direction: torch.Tensor, beta: float, m
 
 
 @torch.no_grad()
-def encode_all(E, frames: FrameSet, batch: int, device, progress: Optional[ProgressFn] = None) -> torch.Tensor:
+def encode_all(E, frames: FrameSet, batch: int, device, progress: Optional[ProgressFn] = None,
+               indices: Optional[list[int]] = None) -> torch.Tensor:
+    """E's W+ codes (float32, on the CPU) of ``indices`` of ``frames`` (default: every frame), ``batch`` at a time."""
+    indices = list(range(len(frames))) if indices is None else list(indices)
     out = []
-    n = len(frames)
-    for start in range(0, n, batch):
-        idx = list(range(start, min(n, start + batch)))
+    for start in range(0, len(indices), batch):
+        idx = indices[start:start + batch]
         out.append(E(frames.load(idx).to(device)).float().cpu())
         if progress:
-            progress("encode", idx[-1] + 1, n)
-    return torch.cat(out)
+            progress("encode", start + len(idx), len(indices))
+    return torch.cat(out) if out else torch.zeros(0)
 
 
 def _safe_name(text: str) -> str:

@@ -170,14 +170,18 @@ class SSERDCoach(Coach):
         w_s, w_r, step = self.bank.batch(iteration, self.config.latent_batch, self.ctx.rank)
         return latent_step_loss(self.celcl(w_s, w_r).float(), step)
 
+    def _update(self, total: torch.Tensor) -> None:
+        """One CELCL step on ``total``, its gradients averaged over the ranks."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        ddp.average_gradients(self.celcl.parameters(), self.ctx)
+        self.optimizer.step()
+
     def step(self, iteration: int) -> dict[str, float]:
         c = self.config
         if iteration < c.latent_warmup:  # the latent-step loss alone: no rendering, no discriminator step
             lat = self._latent_loss(iteration)
-            self.optimizer.zero_grad(set_to_none=True)
-            (c.lambda_latent * lat).backward()
-            ddp.average_gradients(self.celcl.parameters(), self.ctx)
-            self.optimizer.step()
+            self._update(c.lambda_latent * lat)
             return {"total": c.lambda_latent * lat.detach().item(), "lat": lat.detach().item()}
         batch = self._load(self.sampler.batch(iteration, c.batch_size, self.ctx.rank, self.ctx.world_size))
         with self.autocast():
@@ -195,10 +199,7 @@ class SSERDCoach(Coach):
         if self.bank is not None:
             lat = self._latent_loss(iteration)
             total = total + c.lambda_latent * lat
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        ddp.average_gradients(self.celcl.parameters(), self.ctx)
-        self.optimizer.step()
+        self._update(total)
         if c.contrastive:
             self.cache.push(codes.detach(), labels)
         losses.update({"total": total.detach().item(), "pix": sup["pix"].detach().item(), "lips": sup["lips"].detach().item(),
