@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model and not args.directions:
         parser.error("give --model BUNDLE, --run RUN_DIR or --directions BUNDLE")
     oracle = Oracle.load()
+    g2 = []
     if args.directions:
-        g2 = []
         for spec in args.directions:
             for scale in args.beta_scale or [1.0]:
                 r = direction_gate(spec, oracle, scale, args.g2_speakers, args.g2_duration, args.g2_seed, args.g2_set,
@@ -285,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sheet: {args.sheet} (top row originals, then one row per bundle)")
     if args.json:
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+        g2_rows = {"G2": g2} if g2 else {}  # both gates asked for: one file holds both
         args.json.write_text(json.dumps({"per_emotion": args.per_emotion, "render_size": args.render_size,
-                                         "seed": args.seed, "results": clean}, indent=2) + "\n")
+                                         "seed": args.seed, "results": clean, **g2_rows}, indent=2) + "\n")
     return 0
 
 
