@@ -75,7 +75,7 @@ def test_reference_codes_are_averaged_and_missing_emotions_refused(assets):
     model = load_model(str(assets["synthetic"]), "cpu")
     refs = np.random.default_rng(1).integers(0, 255, (4, SIZE, SIZE, 3), dtype=np.uint8)
     model.set_target(Target(reference=refs))
-    expected = torch.cat([model._encode(refs[i:i + 1]) for i in range(4)]).mean(0, keepdim=True)
+    expected = torch.cat([model.encode(refs[i:i + 1]) for i in range(4)]).mean(0, keepdim=True)
     assert torch.allclose(model.w_r[0], expected, atol=1e-5)
     with pytest.raises(SserdError, match="no mean code for 'sad'"):
         model.set_target(Target(emotion="sad"))
@@ -118,7 +118,7 @@ def test_baseline_editors_reconstruct_and_step_along_directions(assets):
     direction.set_target(Target(emotion="neutral"))  # a neutral target keeps the source code
     assert np.array_equal(direction.edit(crops), recon.edit(crops))
     direction.set_target(Target(emotion="sad"))
-    w_s = recon._encode(crops)
+    w_s = recon.encode(crops)
     expected = w_s + 15.0 * bundle.directions()["sad"]
     assert torch.allclose(direction.codes(w_s), expected)
     assert not np.array_equal(direction.edit(crops), recon.edit(crops))

@@ -215,7 +215,7 @@ def test_sserd_model_mixes_targets_per_crop():
         bundle = make_bundle(Path(tmp) / "tiny", {"domain": "synthetic"})
         model = load_model(str(bundle), "cpu")
         crops = np.random.default_rng(0).integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
-        w_s = model._encode(crops)
+        w_s = model.encode(crops)
         model.set_targets([Target(emotion="happy"), Target(emotion="neutral")])
         mixed = model.codes(w_s, np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]]))
         model.set_target(Target(emotion="happy"))

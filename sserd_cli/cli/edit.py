@@ -8,7 +8,8 @@ import typer
 
 from ..errors import SserdError
 from .console import error, make_progress, say, warn
-from .timeline import DEFAULT_RAMP, MAX_STRENGTH, TargetSpec, build_timeline, check_ramp, check_strength
+from .timeline import (DEFAULT_RAMP, MAX_STRENGTH, SMOOTH_MAX, SMOOTH_RADIUS, TargetSpec, build_timeline, check_ramp,
+                       check_strength)
 
 EXAMPLES = """
 
@@ -60,6 +61,9 @@ def edit(
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Video quality (H.264/VP9 CRF, lower is better)."),
     lossless: bool = typer.Option(False, "--lossless", help="Exact RGB H.264 (qp 0): large files, for checking."),
     color_match: bool = typer.Option(False, "--color-match", help="Match the edited face's colours to the frame."),
+    smooth: int = typer.Option(SMOOTH_RADIUS, "--smooth", min=0, max=SMOOTH_MAX, help="Frames each side over which "
+                               "the emotion code, the face code's rows that do not move the mouth and the colour "
+                               "match are averaged, against shimmer (0: every frame on its own)."),
     face_detector: str = typer.Option("dlib", "--face-detector", help="dlib (built in, offline) or insightface "
                                       "(your SCRFD .onnx models from --face-models; needs onnxruntime)."),
     face_models: Path | None = typer.Option(None, "--face-models", help="Folder with the insightface SCRFD "
@@ -79,6 +83,7 @@ def edit(
     from ..pipeline.faces import FaceSettings
     from ..pipeline.models import Target, load_model
     from ..pipeline.reference import make_target
+    from ..pipeline.temporal import SmoothSettings
 
     if ref is not None and emotion is not None:
         raise SserdError("give exactly one of --ref REF (an image or video of the wanted emotion) or --emotion NAME")
@@ -107,7 +112,7 @@ def edit(
         warn(note)
     trimmed = timeline.extent() if trim else (None, None)
     options = EditOptions(batch_size=batch_size, timeline=timeline, start=trimmed[0], end=trimmed[1],
-                          color_match=color_match, faces=faces, force=force,
+                          color_match=color_match, smooth=SmoothSettings(radius=smooth), faces=faces, force=force,
                           encode=EncodeSettings(crf=crf, lossless=lossless))
     with make_progress(quiet) as progress:
         reports, failures = run_edits(jobs, edit_model, options, overwrite=overwrite, progress=progress,

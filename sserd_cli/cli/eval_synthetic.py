@@ -12,6 +12,7 @@ import typer
 
 from ..errors import SserdError
 from .console import err_console, line, out_console, say
+from .timeline import SMOOTH_MAX, SMOOTH_RADIUS
 
 COLUMNS = (("emotion_accuracy", "emotion accuracy ↑", "{:.3f}"), ("target_probability", "p(target) ↑", "{:.3f}"),
            ("expression_mae", "expression MAE ↓", "{:.3f}"), ("mouth_open_mae", "mouth-open MAE vs source ↓", "{:.3f}"),
@@ -52,6 +53,8 @@ def synthetic(
     device: str = typer.Option("auto", "--device", help="Benchmark mode: auto, cpu, cuda or cuda:N."),
     oracle: Optional[Path] = typer.Option(None, "--oracle", help="Oracle directory (default: the shipped one)."),
     crop_size: int = typer.Option(256, "--crop-size", help="Aligned crop size for PSNR/SSIM and the oracle."),
+    smooth: int = typer.Option(SMOOTH_RADIUS, "--smooth", min=0, max=SMOOTH_MAX, help="Benchmark mode: frames "
+                               "each side over which the edits' codes are smoothed, as in 'sserd edit' (0: off)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ) -> None:
     """Emotion accuracy, expression error, speech kept (mouth error vs the source), identity, PSNR/SSIM and Fréchet
@@ -76,7 +79,8 @@ def synthetic(
     if model:
         if edited:
             raise SserdError("give either edited clips (with --clip and --emotion) or --model bundles, not both")
-        results = _benchmark(model, Oracle.load(oracle), crop_size, speakers, duration, set_dir, sheet, device)
+        results = _benchmark(model, Oracle.load(oracle), crop_size, speakers, duration, set_dir, sheet, device,
+                             smooth)
     else:
         if not edited:
             raise SserdError("nothing to score: give edited clips with --clip and --emotion, or --model BUNDLE "
@@ -158,7 +162,7 @@ def _parse_models(specs: List[str]) -> list[tuple[str | None, str]]:
     return out
 
 
-def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, device) -> dict:
+def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, device, smooth=SMOOTH_RADIUS) -> dict:
     import tempfile
 
     from ..bundles import load_bundle
@@ -166,6 +170,7 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
                                      run_benchmark)
     from ..metrics.synthetic import SyntheticEvaluator
     from ..pipeline.models import DirectionModel, ReconstructionModel, SserdModel
+    from ..pipeline.temporal import SmoothSettings
     from ..runtime import select_device
 
     if not 2 <= speakers <= 100:
@@ -192,7 +197,8 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
     evaluator = SyntheticEvaluator(oracle, crop_size=crop_size)
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp, err_console.status("benchmark") as status:
         folder = set_dir if set_dir is not None else Path(tmp)
-        result = run_benchmark(methods, evaluator, folder, config, progress=lambda m: status.update(line(f"benchmark: {m}")))
+        result = run_benchmark(methods, evaluator, folder, config, smooth=SmoothSettings(radius=smooth),
+                               progress=lambda m: status.update(line(f"benchmark: {m}")))
     if sheet is not None:
         from ..media.atomic import atomic_output
         from ..media.image import write_image
@@ -206,7 +212,7 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
         tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {len(config.emotions)} targets, "
                                     f"reference of {who} ({kind})", list(rows),
                                     [str(r["cases"]) for r in rows.values()], list(rows.values()), "cases"))
-    data = {"config": dataclasses.asdict(config), "oracle": str(evaluator.oracle.path),
+    data = {"config": dataclasses.asdict(config), "smooth": smooth, "oracle": str(evaluator.oracle.path),
             "models": {m.label: str(m.model.bundle.path) for m in methods[len(methods) - len(bundles):]},
             "summary": _clean(summary),
             "cases": {kind: [s.to_dict() for s in scores] for kind, scores in result.scores.items()}}

@@ -18,6 +18,10 @@ from ..pipeline.spans import Span, Timeline
 # (clipped pixels, then noise), so larger values are refused rather than written.
 MAX_STRENGTH = 2.0
 DEFAULT_RAMP = 0.3  # seconds: about 8 frames at 25 fps, a fade the eye follows rather than a switch
+# frames each side over which the edit's codes are smoothed (pipeline.temporal.SmoothSettings.radius): 2 is
+# sigma 1 frame, which keeps a syllable's mouth motion (4-5 Hz at 25 fps) and removes frame-to-frame shimmer
+SMOOTH_RADIUS = 2
+SMOOTH_MAX = 12  # half a second at 25 fps: a longer window lags a turning head
 
 TIME_FORMS = "use seconds (12.5) or [hh:]mm:ss (1:02.5)"
 

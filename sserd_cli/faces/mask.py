@@ -82,11 +82,16 @@ def parts_mask(size: int, zoom: float = 1.0) -> np.ndarray:
     Expression and speech live in these few pixels; a pixel loss averaged over the crop settles on a soft,
     closed mouth, so the inversion stage weights them up (``--region-weight``). Cached and read-only.
     """
-    return _parts_mask(int(size), float(zoom))
+    return _parts_mask(int(size), float(zoom), True)
+
+
+def mouth_mask(size: int, zoom: float = 1.0) -> np.ndarray:
+    """The mouth's part of :func:`parts_mask` alone (lips and an open jaw). Cached and read-only."""
+    return _parts_mask(int(size), float(zoom), False)
 
 
 @lru_cache(maxsize=8)
-def _parts_mask(size: int, zoom: float) -> np.ndarray:
+def _parts_mask(size: int, zoom: float, with_eyes: bool) -> np.ndarray:
     if size < 8 or zoom <= 0:
         raise ValueError(f"parts mask needs size >= 8 and zoom > 0, got {size} and {zoom}")
 
@@ -94,7 +99,7 @@ def _parts_mask(size: int, zoom: float) -> np.ndarray:
         return ((u - 0.5) * zoom + 0.5) * size - 0.5
 
     hard = np.zeros((size, size), np.float32)
-    eyes = [(float(CANONICAL_5[i, 0]), _EYE_Y, _EYE_HALF_W, _EYE_UP, _EYE_DOWN) for i in (0, 1)]
+    eyes = [(float(CANONICAL_5[i, 0]), _EYE_Y, _EYE_HALF_W, _EYE_UP, _EYE_DOWN) for i in (0, 1)] if with_eyes else []
     mouth_x = 0.5 * float(CANONICAL_5[3, 0] + CANONICAL_5[4, 0])
     boxes = eyes + [(mouth_x, _MOUTH_Y, _MOUTH_HALF_W, _MOUTH_UP, _MOUTH_DOWN)]
     for cx, cy, half_w, up, down in boxes:

@@ -15,6 +15,8 @@ leaving local structure (the edit) alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -48,12 +50,15 @@ def paste_back(
     mask: np.ndarray,
     color_match: bool = False,
     inplace: bool = False,
+    colors: ColorShift | None = None,
 ) -> np.ndarray:
     """Blend ``crop`` [S, S, 3] uint8 into ``frame`` [H, W, 3] uint8 through the frame -> crop transform ``m``.
 
     ``mask`` is a float [S, S] alpha in crop space (e.g. ``face_mask(S)``).  Returns a
     new frame (or ``frame`` itself, changed, with ``inplace=True``).  Frame pixels
-    where the warped mask is 0 are returned unchanged, bit for bit.
+    where the warped mask is 0 are returned unchanged, bit for bit.  With ``color_match``
+    the crop's colours are moved by ``colors`` when given (e.g. a shift smoothed over
+    time, see :func:`color_shift`), else by the shift measured on this frame.
     """
     if frame.dtype != np.uint8 or crop.dtype != np.uint8:
         raise ValueError(f"frame and crop must be uint8 images, got {frame.dtype} and {crop.dtype}")
@@ -80,7 +85,7 @@ def paste_back(
     warped = cv2.warpAffine(crop, m_roi, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
     src = out[y0:y1, x0:x1]
     if color_match:
-        warped = match_colors(warped, src, alpha)
+        warped = apply_color_shift(warped, colors) if colors is not None else match_colors(warped, src, alpha)
     a = alpha[..., None]
     blended = src.astype(np.float32) + a * (warped.astype(np.float32) - src.astype(np.float32))
     blended = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
@@ -90,22 +95,55 @@ def paste_back(
     return out
 
 
-def match_colors(image: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``image`` (uint8 RGB) with its Lab mean/std moved to ``reference``'s, statistics weighted by ``weight``."""
+@dataclass(frozen=True)
+class ColorShift:
+    """A per-channel Lab change: ``(lab - mean_from) * ratio + mean_to``. Its fields are arrays of 3, so shifts
+    of several frames can be averaged field by field."""
+
+    mean_from: np.ndarray
+    ratio: np.ndarray
+    mean_to: np.ndarray
+
+    def as_array(self) -> np.ndarray:
+        return np.stack([self.mean_from, self.ratio, self.mean_to])
+
+    @classmethod
+    def from_array(cls, a: np.ndarray) -> "ColorShift":
+        return cls(*(np.asarray(row, np.float32) for row in a))
+
+
+def color_shift(image: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> ColorShift | None:
+    """The shift that moves ``image``'s (uint8 RGB) Lab mean/std to ``reference``'s, statistics weighted by
+    ``weight``; None when the weights hold less than one pixel."""
     wsum = float(weight.sum())
     if wsum < 1.0:
-        return image
-    lab_i = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    lab_r = cv2.cvtColor(reference.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+        return None
+    lab_i = _lab(image)
+    lab_r = _lab(reference)
     w = (weight / wsum)[..., None].astype(np.float32)
     mean_i = (lab_i * w).sum(axis=(0, 1))
     mean_r = (lab_r * w).sum(axis=(0, 1))
     std_i = np.sqrt(((lab_i - mean_i) ** 2 * w).sum(axis=(0, 1)))
     std_r = np.sqrt(((lab_r - mean_r) ** 2 * w).sum(axis=(0, 1)))
     ratio = np.clip(std_r / np.maximum(std_i, 1e-6), *STD_RATIO_LIMITS)
-    lab = (lab_i - mean_i) * ratio + mean_r
+    return ColorShift(mean_i, ratio.astype(np.float32), mean_r)
+
+
+def apply_color_shift(image: np.ndarray, shift: ColorShift) -> np.ndarray:
+    """``image`` (uint8 RGB) with ``shift`` applied in Lab."""
+    lab = (_lab(image) - shift.mean_from) * shift.ratio + shift.mean_to
     rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def match_colors(image: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``image`` (uint8 RGB) with its Lab mean/std moved to ``reference``'s, statistics weighted by ``weight``."""
+    shift = color_shift(image, reference, weight)
+    return image if shift is None else apply_color_shift(image, shift)
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
 def _support(mask: np.ndarray):

@@ -28,8 +28,9 @@ from ..data.synth.video import ClipSpec, plan_clip, render_plan, write_clip
 from ..emotions import EMOTIONS
 from ..faces.align import warp_to_crop
 from ..pipeline.edit import FrameItem
-from ..pipeline.faces import FaceFollower, FaceSettings, crop_and_paste
+from ..pipeline.faces import FaceFollower, FaceSettings
 from ..pipeline.models import EditModel, Target
+from ..pipeline.temporal import SmoothSettings, TemporalEditor
 from .synthetic import EditCase, SyntheticEvaluator, SyntheticScores, mean_scores
 
 # sserd synth uses speaker seeds seed * 1_000_003 + speaker: this base is out of reach of any seed below ~900
@@ -144,7 +145,7 @@ class _Faces:
 def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: Path,
                   config: BenchmarkConfig = BenchmarkConfig(), faces: FaceSettings = FaceSettings(),
                   batch_size: int = 16, progress: Callable[[str], None] | None = None,
-                  sheet_clip: int = 0) -> BenchmarkResult:
+                  sheet_clip: int = 0, smooth: SmoothSettings = SmoothSettings()) -> BenchmarkResult:
     """Edit every held-out clip to every target with every method and score the edits."""
     say = progress or (lambda _: None)
     clips = render_heldout_set(folder, config, say)
@@ -173,7 +174,8 @@ def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: 
                         edited = shared[method.label]
                     else:
                         ref = refs[kind]
-                        edited = _edit_clip(method, c, frames, emotion, ref, still(*ref), shared_faces, batch_size)
+                        edited = _edit_clip(method, c, frames, emotion, ref, still(*ref), shared_faces, batch_size,
+                                            smooth)
                         if method.reference_free or method.by_emotion:
                             shared[method.label] = edited
                     scores[kind].append(evaluator.evaluate(EditCase(clip, emotion, edited, method.label)))
@@ -200,9 +202,9 @@ def _resize(crop: np.ndarray, size: int) -> np.ndarray:
 
 
 def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, reference: tuple, image: np.ndarray,
-               faces: _Faces, batch_size: int) -> np.ndarray:
-    """The frames of one edit, made exactly as ``sserd edit`` makes them (minus the encoder); ``reference``
-    names the reference still ``image``."""
+               faces: _Faces, batch_size: int, smooth: SmoothSettings = SmoothSettings()) -> np.ndarray:
+    """The frames of one edit, made exactly as ``sserd edit`` makes them (minus the encoder), smoothed over
+    time as ``smooth`` says; ``reference`` names the reference still ``image``."""
     model = method.model
     if model is None:
         return frames
@@ -216,8 +218,10 @@ def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, refe
     items = [FrameItem(i, None, f) for i, f in enumerate(frames)]
     for item, m in zip(items, faces.track(clip, frames, model.resolution, model.zoom)):
         item.m = m
-    for start in range(0, len(items), batch_size):
-        crop_and_paste(items[start:start + batch_size], model)
+    editor = TemporalEditor(model, smooth, batch_size)
+    for item in items:
+        editor.push(item)
+    editor.finish()
     return np.stack([item.edited if item.edited is not None else item.rgb for item in items])
 
 

@@ -6,7 +6,8 @@ Four stages overlap in threads joined by bounded pipes (see :mod:`.stages`):
    each with the edit's presence and per-target strengths at its time (see :mod:`.spans`);
 2. faces: detect the main face, track and smooth its alignment over a bounded look-ahead window, in the
    frames some span reaches (the others need no face work);
-3. model: aligned crops in batches through the model, pasted back with a feathered mask;
+3. model: aligned crops in batches through the model, their codes smoothed over a bounded look-ahead
+   (see :mod:`.temporal`), pasted back with a feathered mask;
 4. encode (the calling thread): frames without a face (or outside every span) are re-encoded from the
    decoded frame itself, audio and subtitle packets are copied alongside, all into a temporary file that
    is renamed at the end.
@@ -39,6 +40,7 @@ from .domain import DomainGate
 from .models import EditModel
 from .spans import Timeline, describe
 from .stages import END, Pipe, Run, Stopped, feed
+from .temporal import SmoothSettings, TemporalEditor
 
 Observer = Callable[[int, "np.ndarray | None"], None]
 
@@ -56,6 +58,7 @@ class EditOptions:
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     faces: FaceSettings = field(default_factory=FaceSettings)
     color_match: bool = False
+    smooth: SmoothSettings = field(default_factory=SmoothSettings)  # over time (see .temporal)
     force: bool = False  # edit even a face the model does not know (see .domain)
     pipe_frames: int = 4  # frames queued between two stages (memory: ~3 pipes + look-ahead + batch)
 
@@ -290,19 +293,11 @@ def _spans_text(timeline: Timeline) -> str:
 
 def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions,
                  gate: DomainGate) -> None:
-    pending: list[FrameItem] = []
+    editor = TemporalEditor(model, options.smooth, options.batch_size, options.color_match, gate)
     for item in inbox:
-        pending.append(item)
-        if len(pending) >= options.batch_size:
-            gate.see(pending)  # the first crops decide whether the model knows this face (see .domain)
-            crop_and_paste(pending, model, options.color_match)
-            for ready in pending:
-                outbox.put(ready)
-            pending = []
-    gate.see(pending)
-    gate.finish()
-    crop_and_paste(pending, model, options.color_match)
-    for ready in pending:
+        for ready in editor.push(item):
+            outbox.put(ready)
+    for ready in editor.finish():
         outbox.put(ready)
     outbox.put(END)
 

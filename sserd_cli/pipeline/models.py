@@ -107,10 +107,14 @@ class LatentModel(EditModel):
         import torch
 
         with torch.inference_mode(), self._autocast():
-            w_s = self._encode(crops)
-            w = self.codes(w_s, weights)
-            image = self.generator.synthesis(w, noise_mode="const")
-            return _to_uint8(image)
+            return self.render(self.codes(self.encode(crops), weights))
+
+    def render(self, w) -> np.ndarray:
+        """G(w): W+ codes [B, n_latent, D] -> uint8 crops [B, S, S, 3]."""
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            return _to_uint8(self.generator.synthesis(w, noise_mode="const"))
 
     def _weights(self, weights, batch: int, like):
         """``weights`` as a [batch, n_targets] tensor like ``like``; None: 1 towards the first target."""
@@ -126,7 +130,8 @@ class LatentModel(EditModel):
             raise ValueError(f"weights {weights.shape} do not match {batch} crops and {self.n_targets} targets")
         return torch.from_numpy(weights).to(device=like.device, dtype=like.dtype)
 
-    def _encode(self, crops: np.ndarray):
+    def encode(self, crops: np.ndarray):
+        """E(x): uint8 crops [B, S, S, 3] -> W+ codes [B, n_latent, D] on the model's device."""
         import torch
 
         with torch.inference_mode(), self._autocast():
@@ -171,7 +176,7 @@ class SserdModel(LatentModel):
                                  "use --ref with a reference image of that emotion instead")
             code = codes[key].to(self.device, torch.float32)
             return code.reshape(1, *code.shape[-2:])
-        codes = [self._encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
+        codes = [self.encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
         return torch.cat(codes).float().mean(dim=0, keepdim=True)
 
     def codes(self, w_s, weights=None):

@@ -1,0 +1,247 @@
+"""Smoothing over time in ``sserd edit``: per-frame codes make a face shimmer.
+
+The encoder reads every frame on its own, so the code of a face that barely moves wanders a little from frame
+to frame, and G turns that into a shimmer of skin, brows and eyes the source never had. What should be smooth
+is averaged over a centred window of ``radius`` frames each side (Gaussian weights, sigma = radius / 2; a
+window ends at the edges of a stretch of tracked frames, it never reaches across a frame without a face):
+
+- the emotion code w_e: the target does not change from frame to frame, so neither should the edit;
+- the rows of w_s that do not carry the mouth. Which rows do is measured on the clip's own first tracked
+  frames (:func:`mouth_rows`, on each of the first :data:`PROBE_BATCHES` batches), so it holds for any
+  bundle: the rows whose frame-to-frame change moves the mouth most keep their per-frame values, and the lips
+  follow the speech frame by frame;
+- the colour match of the paste-back (``--color-match``), whose per-frame statistics move with the dark of an
+  opening mouth.
+
+A frame leaves once the frames after it that it averages are in: the look-ahead is ``radius`` frames for
+the codes and ``radius`` more for the colour, and memory holds a few batches of codes and crops.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..faces.align import warp_to_crop
+from ..faces.mask import face_mask, mouth_mask
+from ..faces.paste import ColorShift, color_shift, paste_back
+from .faces import crop_and_paste
+from .models import LatentModel
+
+MOUTH_SHARE = 0.5   # a row moving the mouth at least this share as much as the row that moves it most is a mouth row
+PROBE_PAIRS = 6     # frame pairs of one mouth probe: (rows + 1) renders of this many crops
+PROBE_GAP = 2       # frames between the two codes of a pair: speech moves the mouth in that time
+PROBE_BATCHES = 3   # batches probed (the union of their mouth rows is kept): a clip may open silent
+
+
+@dataclass(frozen=True)
+class SmoothSettings:
+    """What ``sserd edit`` smooths over time (see the module docstring); ``radius`` 0 edits every frame from
+    its own codes alone."""
+
+    radius: int = 2          # frames each side (the look-ahead); sigma = radius / 2
+    emotion: bool = True     # the emotion code w_e
+    face_code: bool = True   # the rows of w_s that do not carry the mouth
+    colors: bool = True      # the colour match of the paste-back (with --color-match)
+
+    def __post_init__(self):
+        if self.radius < 0:
+            raise ValueError(f"smoothing radius must be >= 0, got {self.radius}")
+
+    @property
+    def active(self) -> bool:
+        return self.radius > 0 and (self.emotion or self.face_code or self.colors)
+
+
+def gaussian_weights(radius: int) -> np.ndarray:
+    """Weights of offsets -radius..radius: a Gaussian with sigma radius / 2 (not normalised)."""
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    return np.exp(-0.5 * (offsets / max(radius / 2.0, 1e-6)) ** 2)
+
+
+class CentredWindow:
+    """Weighted means over a centred window of one stretch of values (tensors or arrays of one shape).
+
+    :meth:`push` returns the ``(key, value, mean)`` of every value whose ``radius`` later values are now in;
+    :meth:`end` returns the rest (their windows cut at the stretch's end) and starts a new stretch."""
+
+    def __init__(self, radius: int):
+        self.radius = int(radius)
+        self.weights = gaussian_weights(self.radius)
+        self.values: deque = deque()  # (key, value) from position self.first on
+        self.first = 0                # stretch position of values[0]
+        self.next = 0                 # stretch position of the next value to come out
+
+    def push(self, key, value) -> list:
+        self.values.append((key, value))
+        return self._emit(self.first + len(self.values) - 1 - self.radius)
+
+    def end(self) -> list:
+        out = self._emit(self.first + len(self.values) - 1)
+        self.values.clear()
+        self.first = self.next = 0
+        return out
+
+    def _emit(self, last: int) -> list:
+        out = []
+        stop = self.first + len(self.values)  # one past the newest position
+        while self.next <= last:
+            p = self.next
+            lo, hi = max(self.first, p - self.radius), min(stop, p + self.radius + 1)
+            w = self.weights[lo - p + self.radius:hi - p + self.radius]
+            mean = sum(float(wi) * self.values[q - self.first][1] for wi, q in zip(w, range(lo, hi))) / float(w.sum())
+            key, value = self.values[p - self.first]
+            out.append((key, value, mean))
+            self.next += 1
+        while self.values and self.first < self.next - self.radius:  # older values no window needs any more
+            self.values.popleft()
+            self.first += 1
+        return out
+
+
+def mouth_rows(model: LatentModel, w_s) -> list[int]:
+    """The W+ rows of ``model`` that carry the mouth, measured on codes ``w_s`` [T, n_latent, D] of
+    consecutive frames (T >= 2): each row of frame t's code is swapped for frame t + PROBE_GAP's, the crop is
+    rendered, and the mean change inside the mouth is taken. Rows whose change is at least :data:`MOUTH_SHARE`
+    of the largest are mouth rows. Speech moves one or two rows far more than the others; in a silent stretch
+    the changes are all small and alike, and more rows are kept as mouth rows (nothing is smoothed that
+    might move the lips)."""
+    import torch
+
+    gap = min(PROBE_GAP, len(w_s) - 1)
+    a = torch.arange(min(PROBE_PAIRS, len(w_s) - gap), device=w_s.device)
+    base_codes, later = w_s[a], w_s[a + gap]
+    mouth = torch.from_numpy(np.array(mouth_mask(model.resolution, model.zoom))).to(w_s.device) > 0.5
+    with torch.inference_mode():
+        base = torch.from_numpy(model.render(base_codes)).float()[:, mouth.cpu()]
+        change = []
+        for row in range(w_s.shape[1]):
+            swapped = base_codes.clone()
+            swapped[:, row] = later[:, row]
+            change.append(float((torch.from_numpy(model.render(swapped)).float()[:, mouth.cpu()] - base).abs().mean()))
+    change = np.asarray(change)
+    return [int(i) for i in np.flatnonzero(change >= MOUTH_SHARE * change.max())]
+
+
+@dataclass
+class _Coded:
+    item: object            # the FrameItem
+    crop: np.ndarray        # its aligned source crop (uint8)
+
+
+class TemporalEditor:
+    """Edits frame items in order: batches of crops -> E -> codes smoothed over time -> G -> paste-back.
+
+    :meth:`push` takes one item (faced or not, with ``.m``, ``.rgb``, ``.weights``, ``.presence``) and returns
+    the items that are done, in order; :meth:`finish` returns the rest. An item without a face ends the stretch
+    the windows average over. A model that is not a latent editor (``identity``), or smoothing turned off,
+    edits batch by batch as :func:`~.faces.crop_and_paste` does."""
+
+    def __init__(self, model, settings: SmoothSettings = SmoothSettings(), batch_size: int = 8,
+                 color_match: bool = False, gate=None):
+        self.model, self.settings, self.gate = model, settings, gate
+        self.batch_size = max(1, int(batch_size))
+        self.color_match = color_match
+        self.latent = isinstance(model, LatentModel) and settings.active
+        self.smooth_colors = color_match and settings.colors and settings.radius > 0
+        self.codes = CentredWindow(settings.radius)
+        self.colors = CentredWindow(settings.radius)
+        self.mouth: list[int] | None = None  # the union of the first PROBE_BATCHES probes (see mouth_rows)
+        self.probes = 0
+        self.incoming: list = []             # items waiting for a batch (plain mode: for a batch edit)
+        self.to_render: list = []            # (_Coded, W+ code) ready for G
+        self.done: list = []
+
+    def push(self, item) -> list:
+        if self.gate is not None:
+            self.gate.see([item])  # the first crops decide whether the model knows this face (see .domain)
+        if item.m is None and self.latent:
+            self._end_stretch()
+            self.done.append(item)
+        else:
+            self.incoming.append(item)
+            if len(self.incoming) >= self.batch_size:
+                self._encode()
+        return self._take()
+
+    def finish(self) -> list:
+        if self.gate is not None:
+            self.gate.finish()
+        if self.latent:
+            self._end_stretch()
+        else:
+            self._encode()
+        return self._take()
+
+    def _take(self) -> list:
+        out, self.done = self.done, []
+        return out
+
+    def _encode(self) -> None:
+        items, self.incoming = self.incoming, []
+        if not items:
+            return
+        if not self.latent:
+            crop_and_paste(items, self.model, self.color_match)
+            self.done += items
+            return
+        crops = np.stack([warp_to_crop(item.rgb, item.m, self.model.resolution) for item in items])
+        weights = [getattr(item, "weights", None) for item in items]
+        if any(w is None for w in weights) and not all(w is None for w in weights):
+            raise ValueError("a batch mixes items with and without weights")
+        w_s = self.model.encode(crops).float()
+        w_e = self.model.codes(w_s, None if weights[0] is None else np.stack(weights)) - w_s
+        if self.probes < PROBE_BATCHES and self.settings.face_code and len(w_s) > PROBE_GAP:
+            self.mouth = sorted(set(self.mouth or []) | set(mouth_rows(self.model, w_s)))
+            self.probes += 1
+        import torch
+
+        for item, crop, s, e in zip(items, crops, w_s, w_e):
+            for coded, own, mean in self.codes.push(_Coded(item, crop), torch.stack([s, e])):
+                self._ready(coded, own, mean)
+
+    def _ready(self, coded: _Coded, own, mean) -> None:
+        """Frame ``coded``'s edited code from its own [w_s, w_e] (stacked) and their means over its window."""
+        w_s, w_e = own
+        if self.settings.face_code and self.mouth is not None:
+            smooth = mean[0].clone()
+            smooth[self.mouth] = w_s[self.mouth]
+            w_s = smooth
+        self.to_render.append((coded, w_s + (mean[1] if self.settings.emotion else w_e)))
+        if len(self.to_render) >= self.batch_size:
+            self._render()
+
+    def _render(self) -> None:
+        import torch
+
+        batch, self.to_render = self.to_render, []
+        if not batch:
+            return
+        edited = self.model.render(torch.stack([w for _, w in batch]).to(self.model.device))
+        mask = face_mask(self.model.resolution, self.model.zoom)
+        for (coded, _), crop in zip(batch, edited):
+            if self.smooth_colors:
+                shift = color_shift(crop, coded.crop, mask)
+                for (done, out), _, mean in self.colors.push((coded, crop), shift.as_array()):
+                    self._paste(done, out, ColorShift.from_array(mean))
+            else:
+                self._paste(coded, crop, None)
+
+    def _paste(self, coded: _Coded, crop: np.ndarray, colors: ColorShift | None) -> None:
+        item = coded.item
+        mask = face_mask(self.model.resolution, self.model.zoom)
+        presence = float(getattr(item, "presence", 1.0))
+        item.edited = paste_back(item.rgb, crop, item.m, mask if presence >= 1.0 else mask * presence,
+                                 color_match=self.color_match, colors=colors)
+        self.done.append(item)
+
+    def _end_stretch(self) -> None:
+        """Flush every stage: the windows end here."""
+        self._encode()
+        for coded, own, mean in self.codes.end():
+            self._ready(coded, own, mean)
+        self._render()
+        for (coded, crop), _, mean in self.colors.end():
+            self._paste(coded, crop, ColorShift.from_array(mean))
