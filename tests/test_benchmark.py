@@ -44,6 +44,19 @@ def test_every_method_scores_every_clip_and_target_with_both_references(bench):
     recon = [c for c in cases if c["label"] == "reconstruction" and c["emotion"] == "neutral"]
     assert all(r["psnr"] < 30 for r in recon)
     assert bench["json"]["models"] == {"mine": str(bench["bundle"])}
+    assert bench["json"]["smooth"] == 2  # the edits are smoothed over time as sserd edit's are
+
+
+def test_smooth_zero_scores_per_frame_codes(bench, tmp_path):
+    out = tmp_path / "r0.json"
+    assert run(["eval", "synthetic", "--model", f"mine={bench['bundle']}", "--speakers", "2", "--duration", "0.2",
+                "--set", str(bench["root"] / "set"), "--smooth", "0", "--json-out", str(out)]) == 0
+    per_frame = json.loads(out.read_text())
+    assert per_frame["smooth"] == 0
+    # the source does not depend on the smoothing; a latent editor's frames do
+    smooth, plain = bench["json"]["summary"]["cross"], per_frame["summary"]["cross"]
+    assert smooth["no edit"]["flicker"] == plain["no edit"]["flicker"]
+    assert smooth["mine"]["flicker"] != plain["mine"]["flicker"]
 
 
 def test_contact_sheet_has_a_row_per_target_and_a_column_per_method(bench):

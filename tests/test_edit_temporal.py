@@ -18,7 +18,7 @@ from sserd_cli.faces.paste import apply_color_shift, color_shift, match_colors
 from sserd_cli.pipeline.edit import FrameItem
 from sserd_cli.pipeline.faces import crop_and_paste
 from sserd_cli.pipeline.models import SserdModel, Target, load_model
-from sserd_cli.pipeline.temporal import CentredWindow, SmoothSettings, TemporalEditor, gaussian_weights, mouth_rows
+from sserd_cli.pipeline.temporal import CentredWindow, SmoothSettings, TemporalEditor, gaussian_weights, mouth_shares
 from test_edit_model import SIZE, make_bundle
 
 FRAME = 96
@@ -119,7 +119,7 @@ def test_items_come_out_in_order_with_a_bounded_look_ahead(model):
     assert held <= 2 * 4 + 2 * 2  # a batch waiting for E, the look-ahead, a batch waiting for G
 
 
-def test_smoothed_codes_keep_the_mouth_rows_of_each_frame(model, monkeypatch):
+def test_each_face_code_row_is_smoothed_as_far_as_it_does_not_move_the_mouth(model, monkeypatch):
     images = frames(10)
     rendered = []
     original = SserdModel.render
@@ -129,7 +129,7 @@ def test_smoothed_codes_keep_the_mouth_rows_of_each_frame(model, monkeypatch):
         return original(self, w)
 
     items = items_of(images)
-    # one batch, so one probe: the mouth rows (a union that grows over the first probes) are fixed from the start
+    # one batch, so one probe: the shares (the largest of the first probes) hold from the first frame on
     editor = TemporalEditor(model, SmoothSettings(radius=2, emotion=False), batch_size=10)
     monkeypatch.setattr(SserdModel, "render", spy)
     for item in items:
@@ -144,12 +144,13 @@ def test_smoothed_codes_keep_the_mouth_rows_of_each_frame(model, monkeypatch):
     g = torch.from_numpy(gaussian_weights(2)).float()
     smoothed = torch.stack([(g[max(0, 2 - t):5 - max(0, t + 3 - 10), None, None] * w_s[max(0, t - 2):t + 3]).sum(0)
                             / g[max(0, 2 - t):5 - max(0, t + 3 - 10)].sum() for t in range(10)])
-    mouth = editor.mouth
-    assert mouth and len(mouth) < w_s.shape[1]
-    others = [r for r in range(w_s.shape[1]) if r not in mouth]
-    torch.testing.assert_close(codes[:, mouth], per_frame[:, mouth], atol=1e-5, rtol=1e-5)  # each frame's own
-    expected = smoothed + (per_frame - w_s)  # the window's face code, the frame's own emotion code
-    torch.testing.assert_close(codes[:, others], expected[:, others], atol=1e-5, rtol=1e-5)
+    shares = editor.shares
+    assert shares.shape == (w_s.shape[1],) and shares.max() == 1.0 and shares.min() < 1.0
+    top = int(np.argmax(shares))
+    torch.testing.assert_close(codes[:, top], per_frame[:, top], atol=1e-5, rtol=1e-5)  # the mouth's row: its own
+    keep = torch.from_numpy(shares).float()[:, None]
+    expected = smoothed + keep * (w_s - smoothed) + (per_frame - w_s)  # and the frame's own emotion code
+    torch.testing.assert_close(codes, expected, atol=1e-5, rtol=1e-5)
 
 
 class _MouthWorld:
@@ -171,7 +172,9 @@ def test_mouth_probe_finds_the_row_that_moves_the_mouth():
     torch.manual_seed(0)
     w = torch.randn(8, 6, 4)
     for k in (2, 5):
-        assert mouth_rows(_MouthWorld(k), w) == [k]
+        shares = mouth_shares(_MouthWorld(k), w)
+        assert shares[k] == 1.0 and 0 < shares[0] < 1  # row 0 moves the whole face, the mouth too
+        assert np.delete(shares, [0, k]).max() == 0.0
 
 
 def test_colour_shift_is_what_match_colors_applies():

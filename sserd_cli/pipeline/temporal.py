@@ -6,10 +6,12 @@ is averaged over a centred window of ``radius`` frames each side (Gaussian weigh
 window ends at the edges of a stretch of tracked frames, it never reaches across a frame without a face):
 
 - the emotion code w_e: the target does not change from frame to frame, so neither should the edit;
-- the rows of w_s that do not carry the mouth. Which rows do is measured on the clip's own first tracked
-  frames (:func:`mouth_rows`, on each of the first :data:`PROBE_BATCHES` batches), so it holds for any
-  bundle: the rows whose frame-to-frame change moves the mouth most keep their per-frame values, and the lips
-  follow the speech frame by frame;
+- the face code w_s, row by row, in proportion to how little each row moves the mouth. That is measured on
+  the clip's own first tracked frames (:func:`mouth_shares`, on each of the first :data:`PROBE_BATCHES`
+  batches), so it holds for any bundle: the row that moves the mouth most keeps its per-frame value, a row
+  that moves it a quarter as much is smoothed three quarters of the way, and the lips follow the speech
+  frame by frame. (Keeping the square root of the share instead cost as much mouth error on the benchmark
+  and left more shimmer);
 - the colour match of the paste-back (``--color-match``), whose per-frame statistics move with the dark of an
   opening mouth.
 
@@ -30,10 +32,9 @@ from ..faces.paste import ColorShift, color_shift, paste_back
 from .faces import crop_and_paste
 from .models import LatentModel
 
-MOUTH_SHARE = 0.5   # a row moving the mouth at least this share as much as the row that moves it most is a mouth row
 PROBE_PAIRS = 6     # frame pairs of one mouth probe: (rows + 1) renders of this many crops
 PROBE_GAP = 2       # frames between the two codes of a pair: speech moves the mouth in that time
-PROBE_BATCHES = 3   # batches probed (the union of their mouth rows is kept): a clip may open silent
+PROBE_BATCHES = 3   # batches probed, each row's largest share kept: a clip may open without speech
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class SmoothSettings:
 
     radius: int = 2          # frames each side (the look-ahead); sigma = radius / 2
     emotion: bool = True     # the emotion code w_e
-    face_code: bool = True   # the rows of w_s that do not carry the mouth
+    face_code: bool = True   # w_s, each row as far as it does not move the mouth
     colors: bool = True      # the colour match of the paste-back (with --color-match)
 
     def __post_init__(self):
@@ -101,28 +102,27 @@ class CentredWindow:
         return out
 
 
-def mouth_rows(model: LatentModel, w_s) -> list[int]:
-    """The W+ rows of ``model`` that carry the mouth, measured on codes ``w_s`` [T, n_latent, D] of
-    consecutive frames (T >= 2): each row of frame t's code is swapped for frame t + PROBE_GAP's, the crop is
-    rendered, and the mean change inside the mouth is taken. Rows whose change is at least :data:`MOUTH_SHARE`
-    of the largest are mouth rows. Speech moves one or two rows far more than the others; in a silent stretch
-    the changes are all small and alike, and more rows are kept as mouth rows (nothing is smoothed that
-    might move the lips)."""
+def mouth_shares(model: LatentModel, w_s) -> np.ndarray:
+    """How much each W+ row of ``model`` moves the mouth, as a share of the row that moves it most (float [n_latent]
+    in [0, 1]), measured on codes ``w_s`` [T, n_latent, D] of consecutive frames (T >= 2): each row of frame
+    t's code is swapped for frame t + PROBE_GAP's, the crop rendered, and the mean change inside the mouth taken.
+    Speech moves one row (or two) far more than the others, which then get small shares; in a stretch without
+    speech the changes are small and alike, the shares high, and little is smoothed that might move the lips."""
     import torch
 
     gap = min(PROBE_GAP, len(w_s) - 1)
     a = torch.arange(min(PROBE_PAIRS, len(w_s) - gap), device=w_s.device)
     base_codes, later = w_s[a], w_s[a + gap]
-    mouth = torch.from_numpy(np.array(mouth_mask(model.resolution, model.zoom))).to(w_s.device) > 0.5
+    mouth = torch.from_numpy(np.array(mouth_mask(model.resolution, model.zoom))) > 0.5
     with torch.inference_mode():
-        base = torch.from_numpy(model.render(base_codes)).float()[:, mouth.cpu()]
+        base = torch.from_numpy(model.render(base_codes)).float()[:, mouth]
         change = []
         for row in range(w_s.shape[1]):
             swapped = base_codes.clone()
             swapped[:, row] = later[:, row]
-            change.append(float((torch.from_numpy(model.render(swapped)).float()[:, mouth.cpu()] - base).abs().mean()))
+            change.append(float((torch.from_numpy(model.render(swapped)).float()[:, mouth] - base).abs().mean()))
     change = np.asarray(change)
-    return [int(i) for i in np.flatnonzero(change >= MOUTH_SHARE * change.max())]
+    return change / max(float(change.max()), 1e-12)
 
 
 @dataclass
@@ -148,7 +148,7 @@ class TemporalEditor:
         self.smooth_colors = color_match and settings.colors and settings.radius > 0
         self.codes = CentredWindow(settings.radius)
         self.colors = CentredWindow(settings.radius)
-        self.mouth: list[int] | None = None  # the union of the first PROBE_BATCHES probes (see mouth_rows)
+        self.shares: np.ndarray | None = None  # per row, the largest of the first PROBE_BATCHES mouth probes
         self.probes = 0
         self.incoming: list = []             # items waiting for a batch (plain mode: for a batch edit)
         self.to_render: list = []            # (_Coded, W+ code) ready for G
@@ -180,6 +180,8 @@ class TemporalEditor:
         return out
 
     def _encode(self) -> None:
+        import torch
+
         items, self.incoming = self.incoming, []
         if not items:
             return
@@ -194,21 +196,21 @@ class TemporalEditor:
         w_s = self.model.encode(crops).float()
         w_e = self.model.codes(w_s, None if weights[0] is None else np.stack(weights)) - w_s
         if self.probes < PROBE_BATCHES and self.settings.face_code and len(w_s) > PROBE_GAP:
-            self.mouth = sorted(set(self.mouth or []) | set(mouth_rows(self.model, w_s)))
+            shares = mouth_shares(self.model, w_s)
+            self.shares = shares if self.shares is None else np.maximum(self.shares, shares)
             self.probes += 1
-        import torch
-
         for item, crop, s, e in zip(items, crops, w_s, w_e):
             for coded, own, mean in self.codes.push(_Coded(item, crop), torch.stack([s, e])):
                 self._ready(coded, own, mean)
 
     def _ready(self, coded: _Coded, own, mean) -> None:
         """Frame ``coded``'s edited code from its own [w_s, w_e] (stacked) and their means over its window."""
+        import torch
+
         w_s, w_e = own
-        if self.settings.face_code and self.mouth is not None:
-            smooth = mean[0].clone()
-            smooth[self.mouth] = w_s[self.mouth]
-            w_s = smooth
+        if self.settings.face_code and self.shares is not None:
+            keep = torch.from_numpy(self.shares).to(w_s)[:, None]  # 1: the frame's own row; 0: the window's mean
+            w_s = mean[0] + keep * (w_s - mean[0])
         self.to_render.append((coded, w_s + (mean[1] if self.settings.emotion else w_e)))
         if len(self.to_render) >= self.batch_size:
             self._render()
