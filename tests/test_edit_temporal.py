@@ -18,7 +18,7 @@ from sserd_cli.faces.paste import apply_color_shift, color_shift, match_colors
 from sserd_cli.pipeline.edit import FrameItem
 from sserd_cli.pipeline.faces import crop_and_paste
 from sserd_cli.pipeline.models import SserdModel, Target, load_model
-from sserd_cli.pipeline.temporal import CentredWindow, SmoothSettings, TemporalEditor, gaussian_weights, mouth_shares
+from sserd_cli.pipeline.temporal import CentredWindow, SmoothSettings, TemporalEditor, gaussian_weights, mouth_changes
 from test_edit_model import SIZE, make_bundle
 
 FRAME = 96
@@ -172,9 +172,9 @@ def test_mouth_probe_finds_the_row_that_moves_the_mouth():
     torch.manual_seed(0)
     w = torch.randn(8, 6, 4)
     for k in (2, 5):
-        shares = mouth_shares(_MouthWorld(k), w)
-        assert shares[k] == 1.0 and 0 < shares[0] < 1  # row 0 moves the whole face, the mouth too
-        assert np.delete(shares, [0, k]).max() == 0.0
+        changes = mouth_changes(_MouthWorld(k), w)
+        assert np.argmax(changes) == k and 0 < changes[0] < changes[k]  # row 0 moves the whole face, the mouth too
+        assert np.delete(changes, [0, k]).max() == 0.0
 
 
 def test_colour_shift_is_what_match_colors_applies():

@@ -109,6 +109,14 @@ class LatentModel(EditModel):
         with torch.inference_mode(), self._autocast():
             return self.render(self.codes(self.encode(crops), weights))
 
+    def latent(self, crops: np.ndarray, weights: np.ndarray | None = None):
+        """(w_s, edited codes) of uint8 crops, float32 [B, n_latent, D] each: what :meth:`edit` renders."""
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            w_s = self.encode(crops)
+            return w_s.float(), self.codes(w_s, weights).float()
+
     def render(self, w) -> np.ndarray:
         """G(w): W+ codes [B, n_latent, D] -> uint8 crops [B, S, S, 3]."""
         import torch

@@ -7,8 +7,8 @@ window ends at the edges of a stretch of tracked frames, it never reaches across
 
 - the emotion code w_e: the target does not change from frame to frame, so neither should the edit;
 - the face code w_s, row by row, in proportion to how little each row moves the mouth. That is measured on
-  the clip's own first tracked frames (:func:`mouth_shares`, on each of the first :data:`PROBE_BATCHES`
-  batches), so it holds for any bundle: the row that moves the mouth most keeps its per-frame value, a row
+  the clip's own first tracked frames (:func:`mouth_changes`, on the first batch, and on up to
+  :data:`PROBE_BATCHES` while no row stands out), so it holds for any bundle: the row that moves the mouth most keeps its per-frame value, a row
   that moves it a quarter as much is smoothed three quarters of the way, and the lips follow the speech
   frame by frame. (Keeping the square root of the share instead cost as much mouth error on the benchmark
   and left more shimmer);
@@ -32,9 +32,10 @@ from ..faces.paste import ColorShift, color_shift, paste_back
 from .faces import crop_and_paste
 from .models import LatentModel
 
-PROBE_PAIRS = 6     # frame pairs of one mouth probe: (rows + 1) renders of this many crops
+PROBE_PAIRS = 2     # frame pairs of one mouth probe: (rows + 1) renders of this many crops
 PROBE_GAP = 2       # frames between the two codes of a pair: speech moves the mouth in that time
-PROBE_BATCHES = 3   # batches probed, each row's largest share kept: a clip may open without speech
+PROBE_BATCHES = 3   # at most this many batches probed (their changes summed): a clip may open silent
+CLEAR_SHARE = 0.5   # a probe whose second row is below this share of the first has found the mouth: no more
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,11 @@ class CentredWindow:
         return out
 
 
-def mouth_shares(model: LatentModel, w_s) -> np.ndarray:
-    """How much each W+ row of ``model`` moves the mouth, as a share of the row that moves it most (float [n_latent]
-    in [0, 1]), measured on codes ``w_s`` [T, n_latent, D] of consecutive frames (T >= 2): each row of frame
-    t's code is swapped for frame t + PROBE_GAP's, the crop rendered, and the mean change inside the mouth taken.
-    Speech moves one row (or two) far more than the others, which then get small shares; in a stretch without
-    speech the changes are small and alike, the shares high, and little is smoothed that might move the lips."""
+def mouth_changes(model: LatentModel, w_s) -> np.ndarray:
+    """How much each W+ row of ``model`` moves the mouth (float [n_latent], grey levels), measured on codes
+    ``w_s`` [T, n_latent, D] of consecutive frames (T >= 2): each row of frame t's code is swapped for frame
+    t + PROBE_GAP's, the crop rendered, and the mean change inside the mouth taken. Speech moves one row (or
+    two) far more than the others; in a stretch without speech the changes are small and alike."""
     import torch
 
     gap = min(PROBE_GAP, len(w_s) - 1)
@@ -121,8 +121,7 @@ def mouth_shares(model: LatentModel, w_s) -> np.ndarray:
             swapped = base_codes.clone()
             swapped[:, row] = later[:, row]
             change.append(float((torch.from_numpy(model.render(swapped)).float()[:, mouth] - base).abs().mean()))
-    change = np.asarray(change)
-    return change / max(float(change.max()), 1e-12)
+    return np.asarray(change)
 
 
 @dataclass
@@ -148,8 +147,11 @@ class TemporalEditor:
         self.smooth_colors = color_match and settings.colors and settings.radius > 0
         self.codes = CentredWindow(settings.radius)
         self.colors = CentredWindow(settings.radius)
-        self.shares: np.ndarray | None = None  # per row, the largest of the first PROBE_BATCHES mouth probes
+        self.changes = 0.0                     # per row, the mouth changes of the probes so far, summed
+        self.shares: np.ndarray | None = None  # ... over the largest: 1 for the row that moves the mouth most
+        self.keep = None                       # the shares as a [n_latent, 1] tensor on the model's device
         self.probes = 0
+        self.probing = True
         self.incoming: list = []             # items waiting for a batch (plain mode: for a batch edit)
         self.to_render: list = []            # (_Coded, W+ code) ready for G
         self.done: list = []
@@ -193,24 +195,26 @@ class TemporalEditor:
         weights = [getattr(item, "weights", None) for item in items]
         if any(w is None for w in weights) and not all(w is None for w in weights):
             raise ValueError("a batch mixes items with and without weights")
-        w_s = self.model.encode(crops).float()
-        w_e = self.model.codes(w_s, None if weights[0] is None else np.stack(weights)) - w_s
-        if self.probes < PROBE_BATCHES and self.settings.face_code and len(w_s) > PROBE_GAP:
-            shares = mouth_shares(self.model, w_s)
-            self.shares = shares if self.shares is None else np.maximum(self.shares, shares)
+        w_s, w = self.model.latent(crops, None if weights[0] is None else np.stack(weights))
+        w_e = w - w_s
+        if self.probing and self.settings.face_code and len(w_s) > PROBE_GAP:
+            # summed over the probes, the batches with speech outweigh a silent one
+            self.changes = self.changes + mouth_changes(self.model, w_s)
+            self.shares = self.changes / max(float(self.changes.max()), 1e-12)
+            self.keep = torch.from_numpy(self.shares).float().to(w_s.device)[:, None]  # 1: own row; 0: the mean
             self.probes += 1
-        for item, crop, s, e in zip(items, crops, w_s, w_e):
-            for coded, own, mean in self.codes.push(_Coded(item, crop), torch.stack([s, e])):
-                self._ready(coded, own, mean)
+            # one row standing out ends the probing (G's renders are most of an edit's time)
+            self.probing = self.probes < PROBE_BATCHES and np.sort(self.shares)[-2] >= CLEAR_SHARE
+        with torch.inference_mode():
+            for item, crop, s, e in zip(items, crops, w_s, w_e):
+                for coded, own, mean in self.codes.push(_Coded(item, crop), torch.stack([s, e])):
+                    self._ready(coded, own, mean)
 
     def _ready(self, coded: _Coded, own, mean) -> None:
         """Frame ``coded``'s edited code from its own [w_s, w_e] (stacked) and their means over its window."""
-        import torch
-
         w_s, w_e = own
-        if self.settings.face_code and self.shares is not None:
-            keep = torch.from_numpy(self.shares).to(w_s)[:, None]  # 1: the frame's own row; 0: the window's mean
-            w_s = mean[0] + keep * (w_s - mean[0])
+        if self.settings.face_code and self.keep is not None:
+            w_s = mean[0] + self.keep * (w_s - mean[0])
         self.to_render.append((coded, w_s + (mean[1] if self.settings.emotion else w_e)))
         if len(self.to_render) >= self.batch_size:
             self._render()
@@ -241,9 +245,12 @@ class TemporalEditor:
 
     def _end_stretch(self) -> None:
         """Flush every stage: the windows end here."""
+        import torch
+
         self._encode()
-        for coded, own, mean in self.codes.end():
-            self._ready(coded, own, mean)
+        with torch.inference_mode():
+            for coded, own, mean in self.codes.end():
+                self._ready(coded, own, mean)
         self._render()
         for (coded, crop), _, mean in self.colors.end():
             self._paste(coded, crop, ColorShift.from_array(mean))
