@@ -62,8 +62,8 @@ def edit(
     lossless: bool = typer.Option(False, "--lossless", help="Exact RGB H.264 (qp 0): large files, for checking."),
     color_match: bool = typer.Option(False, "--color-match", help="Match the edited face's colours to the frame."),
     smooth: int = typer.Option(SMOOTH_RADIUS, "--smooth", min=0, max=SMOOTH_MAX, help="Frames each side over which "
-                               "the emotion code, the face code's rows that do not move the mouth and the colour "
-                               "match are averaged, against shimmer (0: every frame on its own)."),
+                               "the emotion code, the face code (each row as far as it does not move the mouth) "
+                               "and the colour match are averaged, against shimmer (0: every frame on its own)."),
     face_detector: str = typer.Option("dlib", "--face-detector", help="dlib (built in, offline) or insightface "
                                       "(your SCRFD .onnx models from --face-models; needs onnxruntime)."),
     face_models: Path | None = typer.Option(None, "--face-models", help="Folder with the insightface SCRFD "
