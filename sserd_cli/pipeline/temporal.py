@@ -8,10 +8,10 @@ window ends at the edges of a stretch of tracked frames, it never reaches across
 - the emotion code w_e: the target does not change from frame to frame, so neither should the edit;
 - the face code w_s, row by row, in proportion to how little each row moves the mouth. That is measured on
   the clip's own first tracked frames (:func:`mouth_changes`, on the first batch, and on up to
-  :data:`PROBE_BATCHES` while no row stands out), so it holds for any bundle: the row that moves the mouth most keeps its per-frame value, a row
-  that moves it a quarter as much is smoothed three quarters of the way, and the lips follow the speech
-  frame by frame. (Keeping the square root of the share instead cost as much mouth error on the benchmark
-  and left more shimmer);
+  :data:`PROBE_BATCHES` while no row stands out), so it holds for any bundle: the row that moves the mouth
+  most keeps its per-frame value, a row that moves it a quarter as much is smoothed three quarters of the
+  way, and the lips follow the speech frame by frame. (Keeping the square root of the share instead cost as
+  much mouth error on the benchmark and left more shimmer);
 - the colour match of the paste-back (``--color-match``), whose per-frame statistics move with the dark of an
   opening mouth.
 
@@ -109,7 +109,7 @@ def mouth_changes(model: LatentModel, w_s) -> np.ndarray:
     by t + PROBE_GAP, each row of t's code is swapped for t + PROBE_GAP's, the crop rendered, and the mean
     change inside the mouth taken. Speech moves one row (or two) far more than the others; in a stretch without
     speech the changes are small and alike. Measured on the benchmark's clips, the two most moving pairs of the
-    first batch found the mouth's row in each of 6 clips; the first two pairs of a clip, often silent, in 2."""
+    first batch found the mouth's row in each of 6 clips; the first two pairs of a clip, often silent, in none."""
     import torch
 
     gap = min(PROBE_GAP, len(w_s) - 1)
