@@ -26,11 +26,8 @@ def edit_clip(model, frames: np.ndarray, tracks: list, radius: int) -> np.ndarra
     from sserd_cli.pipeline.edit import FrameItem
     from sserd_cli.pipeline.temporal import SmoothSettings, TemporalEditor
 
-    editor = TemporalEditor(model, SmoothSettings(radius=radius), batch_size=8)
-    items = [FrameItem(i, None, f, m) for i, (f, m) in enumerate(zip(frames, tracks))]
-    for item in items:
-        editor.push(item)
-    editor.finish()
+    items = TemporalEditor(model, SmoothSettings(radius=radius), batch_size=8).edit_all(
+        FrameItem(i, None, f, m) for i, (f, m) in enumerate(zip(frames, tracks)))
     return np.stack([item.edited if item.edited is not None else item.rgb for item in items])
 
 

@@ -218,10 +218,7 @@ def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, refe
     items = [FrameItem(i, None, f) for i, f in enumerate(frames)]
     for item, m in zip(items, faces.track(clip, frames, model.resolution, model.zoom)):
         item.m = m
-    editor = TemporalEditor(model, smooth, batch_size)
-    for item in items:
-        editor.push(item)
-    editor.finish()
+    TemporalEditor(model, smooth, batch_size).edit_all(items)
     return np.stack([item.edited if item.edited is not None else item.rgb for item in items])
 
 

@@ -165,14 +165,28 @@ def crop_and_paste(items: list, model, color_match: bool = False) -> None:
     faced = [item for item in items if item.m is not None]
     if not faced:
         return
-    size = model.resolution
-    crops = np.stack([warp_to_crop(item.rgb, item.m, size) for item in faced])
-    weighted = [getattr(item, "weights", None) is not None for item in faced]
+    edited = model.edit(aligned_crops(faced, model.resolution), batch_weights(faced))
+    mask = face_mask(model.resolution, model.zoom)
+    for item, crop in zip(faced, edited):
+        paste_item(item, crop, mask, color_match)
+
+
+def aligned_crops(items: list, size: int) -> np.ndarray:
+    """The aligned crops [B, size, size, 3] of items that all have an alignment ``.m``."""
+    return np.stack([warp_to_crop(item.rgb, item.m, size) for item in items])
+
+
+def batch_weights(items: list) -> np.ndarray | None:
+    """The items' ``weights`` stacked [B, n_targets], or None when none has any (1 towards the only target)."""
+    weighted = [getattr(item, "weights", None) is not None for item in items]
     if any(weighted) and not all(weighted):
         raise ValueError("a batch mixes items with and without weights")
-    edited = model.edit(crops, np.stack([item.weights for item in faced]) if all(weighted) else None)
-    mask = face_mask(size, model.zoom)
-    for item, crop in zip(faced, edited):
-        presence = float(getattr(item, "presence", 1.0))
-        item.edited = paste_back(item.rgb, crop, item.m, mask if presence >= 1.0 else mask * presence,
-                                 color_match=color_match)
+    return np.stack([item.weights for item in items]) if all(weighted) else None
+
+
+def paste_item(item, crop: np.ndarray, mask: np.ndarray, color_match: bool = False, colors=None) -> None:
+    """``item.edited``: its frame with ``crop`` pasted back through ``mask``, scaled by the item's ``presence``;
+    ``colors`` as in :func:`~sserd_cli.faces.paste.paste_back`."""
+    presence = float(getattr(item, "presence", 1.0))
+    item.edited = paste_back(item.rgb, crop, item.m, mask if presence >= 1.0 else mask * presence,
+                             color_match=color_match, colors=colors)

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..faces.align import warp_to_crop
 from ..faces.mask import face_mask, mouth_mask
-from ..faces.paste import ColorShift, color_shift, paste_back
-from .faces import crop_and_paste
+from ..faces.paste import ColorShift, color_shift
+from .faces import aligned_crops, batch_weights, crop_and_paste, paste_item
 from .models import LatentModel
 
 PROBE_PAIRS = 2     # frame pairs of one mouth probe: (rows + 1) renders of this many crops
@@ -172,6 +171,13 @@ class TemporalEditor:
                 self._encode()
         return self._take()
 
+    def edit_all(self, items) -> list:
+        """Every item of ``items`` (a whole clip) through :meth:`push` and :meth:`finish`, in order."""
+        out = []
+        for item in items:
+            out += self.push(item)
+        return out + self.finish()
+
     def finish(self) -> list:
         if self.gate is not None:
             self.gate.finish()
@@ -195,11 +201,8 @@ class TemporalEditor:
             crop_and_paste(items, self.model, self.color_match)
             self.done += items
             return
-        crops = np.stack([warp_to_crop(item.rgb, item.m, self.model.resolution) for item in items])
-        weights = [getattr(item, "weights", None) for item in items]
-        if any(w is None for w in weights) and not all(w is None for w in weights):
-            raise ValueError("a batch mixes items with and without weights")
-        w_s, w = self.model.latent(crops, None if weights[0] is None else np.stack(weights))
+        crops = aligned_crops(items, self.model.resolution)
+        w_s, w = self.model.latent(crops, batch_weights(items))
         w_e = w - w_s
         if self.probing and self.settings.face_code and len(w_s) > PROBE_GAP:
             # summed over the probes, the batches with speech outweigh a silent one
@@ -229,7 +232,7 @@ class TemporalEditor:
         batch, self.to_render = self.to_render, []
         if not batch:
             return
-        edited = self.model.render(torch.stack([w for _, w in batch]).to(self.model.device))
+        edited = self.model.render(torch.stack([w for _, w in batch]))
         mask = face_mask(self.model.resolution, self.model.zoom)
         for (coded, _), crop in zip(batch, edited):
             if self.smooth_colors:
@@ -240,12 +243,8 @@ class TemporalEditor:
                 self._paste(coded, crop, None)
 
     def _paste(self, coded: _Coded, crop: np.ndarray, colors: ColorShift | None) -> None:
-        item = coded.item
-        mask = face_mask(self.model.resolution, self.model.zoom)
-        presence = float(getattr(item, "presence", 1.0))
-        item.edited = paste_back(item.rgb, crop, item.m, mask if presence >= 1.0 else mask * presence,
-                                 color_match=self.color_match, colors=colors)
-        self.done.append(item)
+        paste_item(coded.item, crop, face_mask(self.model.resolution, self.model.zoom), self.color_match, colors)
+        self.done.append(coded.item)
 
     def _end_stretch(self) -> None:
         """Flush every stage: the windows end here."""
