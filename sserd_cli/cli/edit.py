@@ -60,7 +60,11 @@ def edit(
                               "span's end, instead of the whole video."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Video quality (H.264/VP9 CRF, lower is better)."),
     lossless: bool = typer.Option(False, "--lossless", help="Exact RGB H.264 (qp 0): large files, for checking."),
-    color_match: bool = typer.Option(False, "--color-match", help="Match the edited face's colours to the frame."),
+    render: str = typer.Option("transfer", "--render", help="transfer: the model's edit moves the source's own "
+                               "face (sharp, the same person, any face); generate: the model's face is pasted "
+                               "over it (only for faces the model knows)."),
+    color_match: bool = typer.Option(False, "--color-match", help="With --render generate: match the generated "
+                                     "face's colours to the frame."),
     smooth: int = typer.Option(SMOOTH_RADIUS, "--smooth", min=0, max=SMOOTH_MAX, help="Frames each side over which "
                                "the emotion code, the face code (each row as far as it does not move the mouth) "
                                "and the colour match are averaged, against shimmer (0: every frame on its own)."),
@@ -94,6 +98,11 @@ def edit(
     timeline, specs = build_timeline(span or [], start, end, default, check_strength(strength), check_ramp(ramp))
     if trim and not (span or start is not None or end is not None):
         raise SserdError("--trim needs --start/--end or --span: it writes only the edited stretch")
+    if render not in ("transfer", "generate"):
+        raise SserdError(f"unknown --render '{render}': use transfer or generate")
+    if color_match and render == "transfer":
+        raise SserdError("--color-match matches a generated face's colours to the frame; with --render transfer "
+                         "the face keeps its own colours: drop --color-match, or add --render generate")
     if face_detector not in ("dlib", "insightface"):
         raise SserdError(f"unknown --face-detector '{face_detector}': use dlib or insightface")
     if (face_detector == "insightface") != (face_models is not None):
@@ -113,6 +122,7 @@ def edit(
     trimmed = timeline.extent() if trim else (None, None)
     options = EditOptions(batch_size=batch_size, timeline=timeline, start=trimmed[0], end=trimmed[1],
                           color_match=color_match, smooth=SmoothSettings(radius=smooth), faces=faces, force=force,
+                          render=render,
                           encode=EncodeSettings(crf=crf, lossless=lossless))
     with make_progress(quiet) as progress:
         reports, failures = run_edits(jobs, edit_model, options, overwrite=overwrite, progress=progress,

@@ -102,12 +102,20 @@ def table(report: dict):
     if e is None:
         t.add_row("emotion", "not measured", MISSING)
     else:
-        t.add_row(f"emotion: p({e['class']})", f"{e['source']:.3f} -> {e['edited']:.3f}", f"change {e['change']:+.3f}")
+        t.add_row(f"emotion: p({e['class']})", f"{e['source']:.3f} -> {e['edited']:.3f}",
+                  f"change {e['change']:+.3f} (FER2013 classifier: it reads brows and blur as much as emotion)")
     f = report["flicker"]
     if f is not None:
         t.add_row("flicker: edit / source", f"{f['ratio']:.2f} ({f['edited']:.2f} / {f['source']:.2f})",
                   Text(f"stable (<= {FLICKER_RATIO})" if f["stable"] else f"FLICKERS (> {FLICKER_RATIO})",
                        style="green" if f["stable"] else "bold red"))
+    sharp = report.get("sharpness")
+    if sharp is not None:
+        t.add_row("face sharpness: edit / source", f"{sharp['ratio']:.2f}",
+                  "variance of the Laplacian on the face box (1: as sharp)")
+    for code, action in (report.get("expression") or {}).items():
+        t.add_row(f"expression: {code} {action['name']}", f"{action['change']:+.3f}",
+                  "eye distances, edit - source (median of frame pairs)")
     st = report["streams"]
     t.add_row("frames, pts", "equal" if st["frames_equal"] and st["pts_equal"] else "DIFFER",
               f"{report['frames']['compared']} frames, {report['frames']['with_face']} with a face")

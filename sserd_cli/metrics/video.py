@@ -10,6 +10,10 @@ at that same box, so a face the edit made hard to detect is still measured where
 - emotion: p(EMOTION) of the FER2013 mini-Xception (:mod:`.fer`) in both, when the classifier is installed;
 - stability: flicker, the mean absolute change of the face region from one frame to the next (grey levels,
   0-255, the source's box for both clips), of the edit over the source's own;
+- expression: what moved, per facial action (:mod:`sserd_cli.faces.actions`: AU1 inner brow raise ... AU20 lip
+  stretch), frame-paired edit against source in eye distances, the median over the frames;
+- sharpness: the variance of the Laplacian on the face box, the edit's over the source's (1: as sharp; a pasted
+  64-px render is far below);
 - streams: frame counts, presentation times and audio packets, equal or not.
 """
 
@@ -37,6 +41,8 @@ class Series:
     mouth_edit: list
     emotion_source: list
     emotion_edit: list
+    actions: list | None = None    # per frame with a face: {action: change in eye distances}
+    sharpness: list | None = None  # per frame with a face: (source, edit) variance of the Laplacian
 
 
 def compare_videos(source: Path, edited: Path, emotion: str | None = None, emotion_model=None,
@@ -44,13 +50,14 @@ def compare_videos(source: Path, edited: Path, emotion: str | None = None, emoti
     """The report (a JSON-ready dict) and the per-frame series for the plot. ``emotion_model``: an
     :class:`~sserd_cli.metrics.fer.EmotionClassifier` or None (emotion not measured)."""
     from ..faces.detect import create_detector
-    from ..faces.measures import FaceReader
+    from ..faces.actions import action_changes
+    from ..faces.measures import FaceReader, mouth_opening
 
     infos = check_pair(source, edited)
     total = infos[0].frames or 0
     step = max(1, total // IDENTITY_FRAMES) if total else 5
     detector, reader = create_detector("dlib"), FaceReader()
-    series = Series([], [], [], [])
+    series = Series([], [], [], [], [], [])
     identity, flicker = [], ([], [])
     previous, box, faces = None, None, 0
     for index, (a, b) in enumerate(_frame_pairs(source, edited, infos)):
@@ -62,8 +69,11 @@ def compare_videos(source: Path, edited: Path, emotion: str | None = None, emoti
             previous = None
             continue
         faces += 1
-        series.mouth_source.append(reader.mouth_opening(a, box))
-        series.mouth_edit.append(reader.mouth_opening(b, box))
+        points = reader.steady_landmarks(a, box), reader.steady_landmarks(b, box)
+        series.mouth_source.append(mouth_opening(points[0]))
+        series.mouth_edit.append(mouth_opening(points[1]))
+        series.actions.append(action_changes(*points))
+        series.sharpness.append((_sharpness(a, box), _sharpness(b, box)))
         if emotion_model is not None:
             series.emotion_source.append(emotion_model.probabilities(a, box)[emotion or "neutral"])
             series.emotion_edit.append(emotion_model.probabilities(b, box)[emotion or "neutral"])
@@ -85,6 +95,8 @@ def compare_videos(source: Path, edited: Path, emotion: str | None = None, emoti
         "identity": _identity(identity),
         "emotion_probability": _emotion(series, emotion, emotion_model),
         "flicker": _flicker(*flicker),
+        "expression": _expression(series.actions),
+        "sharpness": _sharpness_ratio(series.sharpness),
         "streams": _streams(source, edited, infos),
     }
     return report, series
@@ -128,6 +140,28 @@ def _frame_pairs(source: Path, edited: Path, infos):
                              f"{pair[1].shape[1]}x{pair[1].shape[0]}: eval video compares frames of one size")
         count += 1
         yield pair
+
+
+def _sharpness(rgb: np.ndarray, box) -> float:
+    """Variance of the Laplacian of the face box's grey levels: falls as a face blurs."""
+    import cv2
+
+    return float(cv2.Laplacian(_grey_box(rgb, box), cv2.CV_32F).var())
+
+
+def _expression(actions: list) -> dict:
+    """Per action: the median over the frames of its frame-paired change, in eye distances."""
+    from ..faces.actions import ACTIONS
+
+    return {code: {"name": name, "change": float(np.median([a[code] for a in actions])) if actions else math.nan}
+            for code, name in ACTIONS}
+
+
+def _sharpness_ratio(pairs: list) -> dict | None:
+    if not pairs:
+        return None
+    s, e = (float(np.mean([p[k] for p in pairs])) for k in range(2))
+    return {"source": s, "edited": e, "ratio": e / s if s > 0 else math.nan}
 
 
 def _grey_box(rgb: np.ndarray, box) -> np.ndarray:

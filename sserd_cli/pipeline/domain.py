@@ -116,3 +116,77 @@ def check_source(source, crops: np.ndarray, model, force: bool) -> DomainCheck |
     if not check.known and not force:
         raise SserdError(f"{check.describe(source)}; {ADVICE}")
     return check
+
+
+# Transfer rendering moves the source's own face, so it does not need the model to reconstruct it: what it
+# needs is a motion field that a face survives. The first crops' fields are measured (at full strength) and a
+# source is refused only where they would tear the face: displacements near the field's bound (a real edit
+# moves brows and lips a small fraction of the eye distance: 0.03-0.15 on the default model, on real and
+# synthetic faces alike) or a warp that folds over.
+MAX_DISPLACEMENT = 0.35   # eye distances, the median over the crops of each field's largest displacement
+MAX_FOLD = 0.01           # share of a field's pixels where the warp folds over (median over the crops)
+
+
+@dataclass(frozen=True)
+class TransferCheck:
+    """What the transfer check measured on one source."""
+
+    model: str
+    displacement: float  # eye distances (median over the crops of the largest)
+    fold: float          # share of the field that folds over (median)
+    crops: int
+
+    @property
+    def known(self) -> bool:
+        return self.displacement <= MAX_DISPLACEMENT and self.fold <= MAX_FOLD
+
+    def describe(self, source) -> str:
+        return (f"{source}: model '{self.model}' cannot carry its edit onto this face: on the first {self.crops} "
+                f"face crops its motion field moves the face by up to {self.displacement:.2f} eye distances "
+                f"(limit {MAX_DISPLACEMENT}) and folds over on {100 * self.fold:.1f} % of it (limit "
+                f"{100 * MAX_FOLD:.0f} %)")
+
+
+class TransferGate:
+    """The check of transfer rendering inside a running edit, with :class:`DomainGate`'s interface: it sees the
+    first tracked crops, renders their edits once more (a bounded cost) and decides once ``count`` are seen."""
+
+    def __init__(self, model, transfer, force: bool = False, source="", count: int = CROPS):
+        self.model, self.transfer, self.force, self.source, self.count = model, transfer, force, source, count
+        from .models import LatentModel
+
+        self.latent = isinstance(model, LatentModel)  # a model with no picture of its own (identity) moves nothing
+        self.items: list = []
+        self.check: TransferCheck | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.latent and self.check is None
+
+    def see(self, items) -> None:
+        if not self.pending:
+            return
+        for item in items:
+            if item.m is not None and len(self.items) < self.count:
+                self.items.append(item)
+        if len(self.items) >= self.count:
+            self.finish()
+
+    def finish(self) -> None:
+        if not (self.pending and self.items):
+            return
+        from .faces import aligned_crops, batch_weights
+
+        crops = aligned_crops(self.items, self.model.resolution)
+        recon, edited = self.model.edit_pair(crops, batch_weights(self.items))
+        eye = self.transfer.estimator.eye_distance
+        moved, folds = [], []
+        for r, e in zip(recon, edited):
+            motion = self.transfer.motion(r, e)
+            moved.append(motion.magnitude() / eye)
+            folds.append(motion.fold_fraction())
+        self.items = []
+        self.check = TransferCheck(self.model.name, float(np.median(moved)), float(np.median(folds)), len(crops))
+        if not self.check.known and not self.force:
+            raise SserdError(f"{self.check.describe(self.source)}; edit anyway with --force, or use --render "
+                             "generate")

@@ -35,8 +35,9 @@ from ..media.encode import EncodeSettings, VideoWriter, copy_streams
 from ..media.frames import FrameConverter
 from ..media.image import read_still, write_still
 from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
-from .faces import FaceFollower, FaceSettings, crop_and_paste
-from .domain import DomainGate
+from ..faces.transfer import TransferSettings
+from .faces import RENDER_MODES, FaceFollower, FaceSettings, Transfer, crop_and_paste
+from .domain import DomainGate, TransferGate
 from .models import EditModel
 from .spans import Timeline, describe
 from .stages import END, Pipe, Run, Stopped, feed
@@ -60,6 +61,8 @@ class EditOptions:
     color_match: bool = False
     smooth: SmoothSettings = field(default_factory=SmoothSettings)  # over time (see .temporal)
     force: bool = False  # edit even a face the model does not know (see .domain)
+    render: str = "transfer"  # "transfer": the edit's motion on the source's pixels; "generate": G's render pasted
+    transfer: TransferSettings = field(default_factory=TransferSettings)
     pipe_frames: int = 4  # frames queued between two stages (memory: ~3 pipes + look-ahead + batch)
 
 
@@ -140,11 +143,12 @@ def edit_image(source: Path, output: Path, model: EditModel, options: EditOption
             report.passed = 1
         else:
             item = FrameItem(0, None, rgb, m, weights=weights)
-            gate = DomainGate(model, options.force, source)
+            transfer = _transfer(model, options)
+            gate = _gate(model, options, transfer, source)
             gate.see([item])
             gate.finish()
             _say_forced(gate, note, report)
-            crop_and_paste([item], model, options.color_match)
+            crop_and_paste([item], model, options.color_match, transfer)
             for loss in write_still(temp, still, item.edited, output.suffix):
                 _say(note, report, f"{output}: {loss}")
             report.edited = 1
@@ -171,7 +175,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             done = Pipe(run, options.pipe_frames)
             run.start("decode", lambda: feed(run, _decoded_items(info, options, in_span), decoded))
             run.start("faces", lambda: _face_stage(run, decoded, located, options, model))
-            gate = DomainGate(model, options.force, info.path)
+            gate = _gate(model, options, _transfer(model, options), info.path)
             run.start("model", lambda: _model_stage(run, located, done, model, options, gate))
             converter = FrameConverter()
             for item in _drain(run, done):
@@ -291,9 +295,23 @@ def _spans_text(timeline: Timeline) -> str:
     return "the spans " + ", ".join(describe(s) for s in timeline.spans)
 
 
-def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions,
-                 gate: DomainGate) -> None:
-    editor = TemporalEditor(model, options.smooth, options.batch_size, options.color_match, gate)
+def _transfer(model: EditModel, options: EditOptions) -> Transfer | None:
+    if options.render not in RENDER_MODES:
+        raise SserdError(f"unknown render mode '{options.render}': use {' or '.join(RENDER_MODES)}")
+    return Transfer(model, options.transfer) if options.render == "transfer" else None
+
+
+def _gate(model: EditModel, options: EditOptions, transfer: Transfer | None, source):
+    """The check before anything is written: in generate mode, does the model know the face; in transfer mode,
+    does the face survive the edit's motion (see :mod:`.domain`)."""
+    if transfer is None:
+        return DomainGate(model, options.force, source)
+    return TransferGate(model, transfer, options.force, source)
+
+
+def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions, gate) -> None:
+    editor = TemporalEditor(model, options.smooth, options.batch_size, options.color_match, gate,
+                            _transfer(model, options))  # its own: the flow object is not shared across threads
     for item in inbox:
         for ready in editor.push(item):
             outbox.put(ready)
@@ -302,7 +320,7 @@ def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options:
     outbox.put(END)
 
 
-def _say_forced(gate: DomainGate, note, report: EditReport) -> None:
+def _say_forced(gate, note, report: EditReport) -> None:
     if gate.check is not None and not gate.check.known:
         _say(note, report, f"{gate.check.describe(gate.source)}; edited anyway (--force)")
 

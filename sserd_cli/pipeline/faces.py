@@ -19,6 +19,9 @@ from ..faces.detect import (
 from ..faces.mask import face_mask
 from ..faces.paste import paste_back
 from ..faces.track import FaceTracker, TrackerConfig, box_iou
+from ..faces.transfer import MotionEstimator, TransferSettings, apply_motion, work_alignment
+
+RENDER_MODES = ("transfer", "generate")  # how an edit reaches the frame; see Transfer and paste_item
 
 
 @dataclass(frozen=True)
@@ -157,15 +160,45 @@ def _eyes(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     return (left + right) / 2, max(float(np.hypot(*(right - left))), 1e-3)
 
 
-def crop_and_paste(items: list, model, color_match: bool = False) -> None:
-    """Edit the items that have an alignment: one batched model call, then paste each crop back.
+class Transfer:
+    """Transfer rendering (``--render transfer``, see :mod:`sserd_cli.faces.transfer`): each item's frame gets
+    the motion and bounded residual from the model's plain render to its edited render, applied to the frame's
+    own pixels at full resolution. One per thread (it holds an optical-flow object)."""
+
+    def __init__(self, model, settings: TransferSettings = TransferSettings()):
+        self.settings = settings
+        self.model_size = int(model.resolution)
+        self.estimator = MotionEstimator(self.model_size, model.zoom, settings)
+
+    def motion(self, recon: np.ndarray, edited: np.ndarray, presence: float = 1.0):
+        return self.estimator.motion(recon, edited, presence)
+
+    def paste(self, item, recon: np.ndarray, edited: np.ndarray) -> None:
+        """``item.edited``: its frame moved as ``recon`` -> ``edited`` says, scaled by the item's ``presence``
+        (a span's fade scales the edit itself, not a blend of two faces)."""
+        if np.array_equal(recon, edited):  # no edit (the identity model, a neutral step): the frame as it is
+            item.edited = item.rgb.copy()
+            return
+        motion = self.motion(recon, edited, float(getattr(item, "presence", 1.0)))
+        m_work = work_alignment(item.m, self.model_size, self.settings.work_size)
+        item.edited = apply_motion(item.rgb, motion, m_work, self.settings.still)
+
+
+def crop_and_paste(items: list, model, color_match: bool = False, transfer: Transfer | None = None) -> None:
+    """Edit the items that have an alignment: one batched model call, then paste each crop back, or carry
+    each edit onto its frame with ``transfer``.
 
     Items may carry ``weights`` (strength per target, for the model) and ``presence`` (the share of the
     model's face blended over the frame's: the fade in and out of a span)."""
     faced = [item for item in items if item.m is not None]
     if not faced:
         return
-    edited = model.edit(aligned_crops(faced, model.resolution), batch_weights(faced))
+    crops, weights = aligned_crops(faced, model.resolution), batch_weights(faced)
+    if transfer is not None:
+        for item, recon, edited in zip(faced, *model.edit_pair(crops, weights)):
+            transfer.paste(item, recon, edited)
+        return
+    edited = model.edit(crops, weights)
     mask = face_mask(model.resolution, model.zoom)
     for item, crop in zip(faced, edited):
         paste_item(item, crop, mask, color_match)

@@ -63,6 +63,12 @@ class EditModel(ABC):
         """Edited crops: uint8 [B, S, S, 3] RGB in, same shape out. ``weights`` [B, n_targets] is the
         strength towards each target per crop (None: 1 towards the first target, for every crop)."""
 
+    def edit_pair(self, crops: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(the model's picture of the crops unedited, edited crops): what transfer rendering carries from one
+        to the other (see :mod:`sserd_cli.faces.transfer`). A model without a picture of its own gives the
+        crops themselves."""
+        return crops, self.edit(crops, weights)
+
 
 class IdentityModel(EditModel):
     """The pass-through model: returns the aligned crops unchanged (the target is validated, then unused)."""
@@ -108,6 +114,15 @@ class LatentModel(EditModel):
 
         with torch.inference_mode(), self._autocast():
             return self.render(self.codes(self.encode(crops), weights))
+
+    def edit_pair(self, crops: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(G(w_s), G(edited code)) of uint8 crops, rendered in one batch."""
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            w_s = self.encode(crops)
+            both = self.render(torch.cat([w_s, self.codes(w_s, weights)]))
+        return both[:len(crops)], both[len(crops):]
 
     def latent(self, crops: np.ndarray, weights: np.ndarray | None = None):
         """(w_s, edited codes) of uint8 crops, float32 [B, n_latent, D] each: what :meth:`edit` renders."""

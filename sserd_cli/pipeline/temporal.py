@@ -28,7 +28,7 @@ import numpy as np
 
 from ..faces.mask import face_mask, mouth_mask
 from ..faces.paste import ColorShift, color_shift
-from .faces import aligned_crops, batch_weights, crop_and_paste, paste_item
+from .faces import Transfer, aligned_crops, batch_weights, crop_and_paste, paste_item
 from .models import LatentModel
 
 PROBE_PAIRS = 2     # frame pairs of one mouth probe: (rows + 1) renders of this many crops
@@ -139,15 +139,17 @@ class TemporalEditor:
     :meth:`push` takes one item (faced or not, with ``.m``, ``.rgb``, ``.weights``, ``.presence``) and returns
     the items that are done, in order; :meth:`finish` returns the rest. An item without a face ends the stretch
     the windows average over. A model that is not a latent editor (``identity``), or smoothing turned off,
-    edits batch by batch as :func:`~.faces.crop_and_paste` does."""
+    edits batch by batch as :func:`~.faces.crop_and_paste` does. With ``transfer`` each frame gets the motion
+    from the plain render of its smoothed face code to the edited one (both rendered in one batch) instead of
+    the edited render itself."""
 
     def __init__(self, model, settings: SmoothSettings = SmoothSettings(), batch_size: int = 8,
-                 color_match: bool = False, gate=None):
-        self.model, self.settings, self.gate = model, settings, gate
+                 color_match: bool = False, gate=None, transfer: Transfer | None = None):
+        self.model, self.settings, self.gate, self.transfer = model, settings, gate, transfer
         self.batch_size = max(1, int(batch_size))
         self.color_match = color_match
         self.latent = isinstance(model, LatentModel) and settings.active
-        self.smooth_colors = color_match and settings.colors and settings.radius > 0
+        self.smooth_colors = color_match and settings.colors and settings.radius > 0 and transfer is None
         self.codes = CentredWindow(settings.radius)
         self.colors = CentredWindow(settings.radius)
         self.changes = 0.0                     # per row, the mouth changes of the probes so far, summed
@@ -156,7 +158,7 @@ class TemporalEditor:
         self.probes = 0
         self.probing = True
         self.incoming: list = []             # items waiting for a batch (plain mode: for a batch edit)
-        self.to_render: list = []            # (_Coded, W+ code) ready for G
+        self.to_render: list = []            # (_Coded, smoothed w_s, edited W+ code) ready for G
         self.done: list = []
 
     def push(self, item) -> list:
@@ -198,7 +200,7 @@ class TemporalEditor:
         if not items:
             return
         if not self.latent:
-            crop_and_paste(items, self.model, self.color_match)
+            crop_and_paste(items, self.model, self.color_match, self.transfer)
             self.done += items
             return
         crops = aligned_crops(items, self.model.resolution)
@@ -222,7 +224,7 @@ class TemporalEditor:
         w_s, w_e = own
         if self.settings.face_code and self.keep is not None:
             w_s = mean[0] + self.keep * (w_s - mean[0])
-        self.to_render.append((coded, w_s + (mean[1] if self.settings.emotion else w_e)))
+        self.to_render.append((coded, w_s, w_s + (mean[1] if self.settings.emotion else w_e)))
         if len(self.to_render) >= self.batch_size:
             self._render()
 
@@ -232,9 +234,16 @@ class TemporalEditor:
         batch, self.to_render = self.to_render, []
         if not batch:
             return
-        edited = self.model.render(torch.stack([w for _, w in batch]))
+        if self.transfer is not None:
+            # the plain and the edited code of each frame in one call: their difference is the edit alone
+            both = self.model.render(torch.stack([w for _, w, _ in batch] + [w for _, _, w in batch]))
+            for (coded, _, _), recon, edited in zip(batch, both[:len(batch)], both[len(batch):]):
+                self.transfer.paste(coded.item, recon, edited)
+                self.done.append(coded.item)
+            return
+        edited = self.model.render(torch.stack([w for _, _, w in batch]))
         mask = face_mask(self.model.resolution, self.model.zoom)
-        for (coded, _), crop in zip(batch, edited):
+        for (coded, _, _), crop in zip(batch, edited):
             if self.smooth_colors:
                 shift = color_shift(crop, coded.crop, mask)
                 for (done, out), _, mean in self.colors.push((coded, crop), shift.as_array()):

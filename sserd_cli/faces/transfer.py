@@ -1,0 +1,214 @@
+"""Edit transfer: carry what the model's edit does onto the source's own face, at the frame's resolution.
+
+Pasting the generator's render G(w_s + w_e) replaces the face by the model's picture of it: at 64 px a soft
+face, and on a face outside the model's world another person. Transfer shows instead what the edit *does*:
+
+1. **motion**: the dense flow F from the edited render back to the plain render G(w_s) (optical flow, DIS,
+   computed on both renders upsampled to ``work_size``), so that ``edit(x) ~ recon(x + F(x))``. F is smoothed,
+   bounded and faded out with the face mask, so the warp ends where the mask ends and no seam can form;
+2. **warp**: every frame pixel under the face is read from the source frame itself at ``p + L^-1 F(m p)``
+   (``m`` the frame -> crop alignment, ``L`` its linear part): one resampling of the original pixels
+   (Lanczos), never a round trip through a crop, so the face keeps its sharpness. Pixels the field does not
+   move keep the source's exact values;
+3. **residual**: what no motion explains (new shading, a blush, the dark of a deeper crease) is
+   ``edit - recon(x + F(x))``. It is the render's content, so it is carried low-pass (blurred), bounded per
+   pixel (luminance and chroma separately, chroma tighter: a hue a warp cannot explain is most often the
+   render's own colour error, the teal streaks of the first probe), and kept out of the eyes, where a
+   misaligned lid would draw a line.
+
+Everything here is plain numpy / OpenCV on one face at a time; :func:`edit_motion` works in crop space,
+:func:`apply_motion` in frame space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .align import CANONICAL_5, invert_affine
+from .mask import face_mask
+from .paste import paste_region
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """How an edit is carried onto the source (see the module docstring)."""
+
+    work_size: int = 256          # crop side at which the flow is computed (the renders are upsampled to it)
+    flow_smooth: float = 1.5      # Gaussian sigma of the flow, in model pixels: the renders' own texture noise out
+    max_flow: float = 0.5         # largest displacement, in eye distances (a bound no real edit comes near)
+    residual: bool = True         # carry what the motion cannot explain
+    residual_blur: float = 1.0    # Gaussian sigma of the residual, in model pixels
+    residual_luma: float = 28.0   # per-pixel bound of the residual's luminance, grey levels
+    residual_chroma: float = 10.0  # ... and of its colour part (each channel's difference from the luminance)
+    eye_guard: bool = True        # no residual on the eyes themselves
+    still: float = 0.02           # frame pixels: a smaller displacement is no motion (exact source pixels)
+
+    def __post_init__(self):
+        if not 32 <= self.work_size <= 1024:
+            raise ValueError(f"work_size must be 32..1024, got {self.work_size}")
+        if self.max_flow <= 0:
+            raise ValueError(f"max_flow must be positive, got {self.max_flow}")
+
+
+@dataclass
+class Motion:
+    """An edit as motion + residual in work-crop space (``size`` x ``size``): ``flow`` float32 [S, S, 2]
+    (x, y displacement in work pixels, where each output pixel reads the source), ``residual`` float32
+    [S, S, 3] RGB grey levels (or None). ``scale`` is work pixels per model pixel."""
+
+    flow: np.ndarray
+    residual: np.ndarray | None
+    scale: float
+
+    @property
+    def size(self) -> int:
+        return int(self.flow.shape[0])
+
+    def magnitude(self) -> float:
+        """The largest displacement, in work pixels."""
+        return float(np.sqrt((self.flow ** 2).sum(axis=2)).max()) if self.flow.size else 0.0
+
+    def fold_fraction(self) -> float:
+        """Share of the field's pixels where the warp folds over (the map x -> x + F(x) is not one-to-one
+        there: its Jacobian determinant is <= 0)."""
+        gx = np.gradient(self.flow[..., 0])
+        gy = np.gradient(self.flow[..., 1])
+        det = (1.0 + gx[1]) * (1.0 + gy[0]) - gx[0] * gy[1]
+        return float((det <= 0).mean())
+
+
+class MotionEstimator:
+    """Turns (plain render, edited render) pairs of one model into :class:`Motion` fields. One per thread:
+    it holds an OpenCV DIS flow object and the masks of the model's crop framing."""
+
+    def __init__(self, model_size: int, zoom: float = 1.0, settings: TransferSettings = TransferSettings()):
+        self.settings = settings
+        self.model_size = int(model_size)
+        self.zoom = float(zoom)
+        size = settings.work_size
+        self.scale = size / self.model_size
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.mask = face_mask(size, zoom)
+        self.eye_distance = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0]) * zoom * size
+        self.keep_residual = self.mask * (1.0 - eye_mask(size, zoom)) if settings.eye_guard else self.mask
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        self.grid = np.stack([xx, yy], axis=2)
+
+    def motion(self, recon: np.ndarray, edited: np.ndarray, strength: float = 1.0) -> Motion:
+        """The edit from ``recon`` (G(w_s)) to ``edited`` (G(w_s + w_e)), uint8 [s, s, 3] crops of the model,
+        scaled by ``strength`` (a span's fade: 0 is no edit)."""
+        s = self.settings
+        size = s.work_size
+        up_r = _upsample(recon, size)
+        up_e = _upsample(edited, size)
+        grey_r = cv2.cvtColor(up_r, cv2.COLOR_RGB2GRAY)
+        grey_e = cv2.cvtColor(up_e, cv2.COLOR_RGB2GRAY)
+        # DIS(I0, I1) gives F with I0(x) ~ I1(x + F(x)): the edit read from the plain render
+        flow = self.dis.calc(grey_e, grey_r, None)
+        sigma = s.flow_smooth * self.scale
+        if sigma > 0:
+            flow = cv2.GaussianBlur(flow, (0, 0), sigma)
+        flow = _bound(flow, s.max_flow * self.eye_distance)
+        flow *= self.mask[..., None]
+        residual = None
+        if s.residual:
+            warped = cv2.remap(up_r, self.grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            residual = up_e.astype(np.float32) - warped.astype(np.float32)
+            blur = s.residual_blur * self.scale
+            if blur > 0:
+                residual = cv2.GaussianBlur(residual, (0, 0), blur)
+            residual = bound_residual(residual, s.residual_luma, s.residual_chroma)
+            residual *= self.keep_residual[..., None]
+        if strength != 1.0:
+            flow = flow * float(strength)
+            residual = None if residual is None else residual * float(strength)
+        return Motion(flow.astype(np.float32), residual, self.scale)
+
+
+def bound_residual(residual: np.ndarray, luma: float, chroma: float) -> np.ndarray:
+    """``residual`` [.., 3] RGB split into its luminance (the channels' mean) and colour part (each channel minus
+    it), each clamped to +-its bound, and put back together."""
+    y = residual.mean(axis=2, keepdims=True)
+    return np.clip(y, -luma, luma) + np.clip(residual - y, -chroma, chroma)
+
+
+def _bound(flow: np.ndarray, limit: float) -> np.ndarray:
+    """Displacements longer than ``limit`` shortened to it (direction kept)."""
+    length = np.sqrt((flow ** 2).sum(axis=2, keepdims=True))
+    return flow * np.minimum(1.0, limit / np.maximum(length, 1e-6))
+
+
+def _upsample(crop: np.ndarray, size: int) -> np.ndarray:
+    if crop.shape[0] == size:
+        return crop
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def eye_mask(size: int, zoom: float = 1.0) -> np.ndarray:
+    """Soft float32 [size, size] mask of the two eyes themselves (lids and eyeball, not the brows), in crop space
+    of the canonical template."""
+    e = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0])
+    hard = np.zeros((size, size), np.float32)
+    for i in (0, 1):
+        cx = ((CANONICAL_5[i, 0] - 0.5) * zoom + 0.5) * size - 0.5
+        cy = ((CANONICAL_5[i, 1] - 0.5) * zoom + 0.5) * size - 0.5
+        axes = (int(round(0.32 * e * zoom * size)), int(round(0.17 * e * zoom * size)))
+        cv2.ellipse(hard, (int(round(cx)), int(round(cy))), axes, 0, 0, 360, 1.0, -1)
+    sigma = max(0.5, 0.06 * e * zoom * size)
+    return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)
+
+
+def work_alignment(m: np.ndarray, model_size: int, work_size: int) -> np.ndarray:
+    """The frame -> work-crop transform of a frame -> model-crop transform ``m`` (pixel centres at integers)."""
+    k = work_size / model_size
+    scale = np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5], [0.0, 0.0, 1.0]])
+    return (scale @ np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]]))[:2]
+
+
+def apply_motion(frame: np.ndarray, motion: Motion, m_work: np.ndarray, still: float = 0.02,
+                 interpolation: int = cv2.INTER_LANCZOS4) -> np.ndarray:
+    """``frame`` (uint8 [H, W, 3]) with ``motion`` applied through the frame -> work-crop transform ``m_work``:
+    a new frame; pixels the field moves by less than ``still`` frame pixels and that get no residual keep their
+    exact values, and only the frame rectangle under the field's support is touched."""
+    out = frame.copy()
+    support = np.maximum(np.abs(motion.flow).max(axis=2),
+                         0.0 if motion.residual is None else np.abs(motion.residual).max(axis=2))
+    region = paste_region(frame.shape, m_work, support)
+    if region is None:
+        return out
+    x0, y0, x1, y1 = region
+    m_work = np.asarray(m_work, dtype=np.float64)
+    # each region pixel's work-crop position c = m_work p
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    cx = m_work[0, 0] * xs + m_work[0, 1] * ys + m_work[0, 2]
+    cy = m_work[1, 0] * xs + m_work[1, 1] * ys + m_work[1, 2]
+    c_map = (cx.astype(np.float32), cy.astype(np.float32))
+    flow = cv2.remap(motion.flow, *c_map, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # a crop displacement d reads the frame at p + L^-1 d
+    inv = invert_affine(m_work)[:, :2]
+    dx = inv[0, 0] * flow[..., 0] + inv[0, 1] * flow[..., 1]
+    dy = inv[1, 0] * flow[..., 0] + inv[1, 1] * flow[..., 1]
+    moved = np.hypot(dx, dy) >= still
+    src = frame[y0:y1, x0:x1]
+    result = src.astype(np.float32)
+    if moved.any():
+        map_x = (xs + dx).astype(np.float32)
+        map_y = (ys + dy).astype(np.float32)
+        warped = cv2.remap(frame, map_x, map_y, interpolation, borderMode=cv2.BORDER_REFLECT_101)
+        result[moved] = warped[moved].astype(np.float32)
+    touched = moved
+    if motion.residual is not None:
+        residual = cv2.remap(motion.residual, *c_map, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        result += residual
+        touched = touched | (np.abs(residual).max(axis=2) >= 0.5 / 255.0)
+    blended = np.clip(np.rint(result), 0, 255).astype(np.uint8)
+    window = out[y0:y1, x0:x1]
+    window[touched] = blended[touched]
+    return out
+
+
+__all__ = ["TransferSettings", "Motion", "MotionEstimator", "apply_motion", "work_alignment", "eye_mask",
+           "bound_residual"]
