@@ -18,7 +18,10 @@ COLUMNS = (("emotion_accuracy", "emotion accuracy ↑", "{:.3f}"), ("target_prob
            ("expression_mae", "expression MAE ↓", "{:.3f}"), ("mouth_open_mae", "mouth-open MAE vs source ↓", "{:.3f}"),
            ("lip_round_mae", "lip-round MAE vs source ↓", "{:.3f}"), ("identity_mae", "identity MAE ↓", "{:.3f}"),
            ("identity_cosine", "identity cosine ↑", "{:.3f}"), ("psnr", "PSNR dB ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"),
-           ("frechet", "Fréchet (oracle) ↓", "{:.3f}"), ("flicker", "flicker vs truth (1 = as smooth) ↓", "{:.2f}"))
+           ("frechet", "Fréchet (oracle) ↓", "{:.3f}"), ("flicker", "flicker vs truth (1 = as smooth) ↓", "{:.2f}"),
+           ("agreement", "change agreement with truth ↑", "{:.3f}"),
+           ("mouth_agreement", "mouth change agreement ↑", "{:.3f}"),
+           ("sharpness", "face sharpness vs source ↑", "{:.2f}"))
 
 
 def _fmt(fmt: str, value) -> str:
@@ -55,6 +58,9 @@ def synthetic(
     crop_size: int = typer.Option(256, "--crop-size", help="Aligned crop size for PSNR/SSIM and the oracle."),
     smooth: int = typer.Option(SMOOTH_RADIUS, "--smooth", min=0, max=SMOOTH_MAX, help="Benchmark mode: frames "
                                "each side over which the edits' codes are smoothed, as in 'sserd edit' (0: off)."),
+    render: Optional[List[str]] = typer.Option(None, "--render", help="Benchmark mode: how each bundle's edit "
+                                               "reaches the frame, as in 'sserd edit' (transfer, generate); repeat "
+                                               "for a row each (default: both)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ) -> None:
     """Emotion accuracy, expression error, speech kept (mouth error vs the source), identity, PSNR/SSIM and Fréchet
@@ -80,7 +86,7 @@ def synthetic(
         if edited:
             raise SserdError("give either edited clips (with --clip and --emotion) or --model bundles, not both")
         results = _benchmark(model, Oracle.load(oracle), crop_size, speakers, duration, set_dir, sheet, device,
-                             smooth)
+                             smooth, _render_modes(render))
     else:
         if not edited:
             raise SserdError("nothing to score: give edited clips with --clip and --emotion, or --model BUNDLE "
@@ -162,7 +168,16 @@ def _parse_models(specs: List[str]) -> list[tuple[str | None, str]]:
     return out
 
 
-def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, device, smooth=SMOOTH_RADIUS) -> dict:
+def _render_modes(render) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(m.strip().lower() for m in (render or ["transfer", "generate"])))
+    for mode in modes:
+        if mode not in ("transfer", "generate"):
+            raise SserdError(f"unknown --render '{mode}': use transfer or generate")
+    return modes
+
+
+def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, device, smooth=SMOOTH_RADIUS,
+               renders=("transfer", "generate")) -> dict:
     import tempfile
 
     from ..bundles import load_bundle
@@ -189,7 +204,10 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
         methods.append(Method(DIRECTION, DirectionModel(first, dev), by_emotion=True))
     for name, bundle in bundles:
         bundle.require("celcl")
-        methods.append(Method(name or str(bundle.card.get("name") or bundle.path.name), SserdModel(bundle, dev)))
+        label = name or str(bundle.card.get("name") or bundle.path.name)
+        model_ = SserdModel(bundle, dev)
+        for mode in renders:  # the generate row keeps the bundle's name, as in earlier results
+            methods.append(Method(label if mode == "generate" else f"{label} (transfer)", model_, render=mode))
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise SserdError(f"two rows share a name ({', '.join(labels)}): name them with --model LABEL=PATH")
@@ -212,8 +230,9 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
         tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {len(config.emotions)} targets, "
                                     f"reference of {who} ({kind})", list(rows),
                                     [str(r["cases"]) for r in rows.values()], list(rows.values()), "cases"))
-    data = {"config": dataclasses.asdict(config), "smooth": smooth, "oracle": str(evaluator.oracle.path),
-            "models": {m.label: str(m.model.bundle.path) for m in methods[len(methods) - len(bundles):]},
+    data = {"config": dataclasses.asdict(config), "smooth": smooth, "renders": list(renders),
+            "oracle": str(evaluator.oracle.path),
+            "models": {m.label: str(m.model.bundle.path) for m in methods if isinstance(m.model, SserdModel)},
             "summary": _clean(summary),
             "cases": {kind: [s.to_dict() for s in scores] for kind, scores in result.scores.items()}}
     return {"json": data, "tables": tables, "legend": LEGEND + " The direction edit is given the emotion name, "

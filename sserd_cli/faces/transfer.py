@@ -14,7 +14,10 @@ face, and on a face outside the model's world another person. Transfer shows ins
    ``edit - recon(x + F(x))``. It is the render's content, so it is carried low-pass (blurred), bounded per
    pixel (luminance and chroma separately, chroma tighter: a hue a warp cannot explain is most often the
    render's own colour error, the teal streaks of the first probe), and kept out of the eyes, where a
-   misaligned lid would draw a line.
+   misaligned lid would draw a line, and off the mouth and the skin around it: there the render's content is
+   the model's own mouth, which follows the speech of its reconstruction, not the source's (on a real speaker
+   that residual cut the mouth-opening correlation with the source from 0.96 to 0.86-0.87; the motion alone
+   keeps the corners' lift and fall).
 
 Everything here is plain numpy / OpenCV on one face at a time; :func:`edit_motion` works in crop space,
 :func:`apply_motion` in frame space.
@@ -44,7 +47,10 @@ class TransferSettings:
     residual_luma: float = 28.0   # per-pixel bound of the residual's luminance, grey levels
     residual_chroma: float = 10.0  # ... and of its colour part (each channel's difference from the luminance)
     eye_guard: bool = True        # no residual on the eyes themselves
+    trust_from: float = 6.0       # grey levels of local reconstruction error up to which the residual is trusted
+    trust_to: float = 16.0        # ... and from which it is dropped, on the mouth (see the module docstring)
     still: float = 0.02           # frame pixels: a smaller displacement is no motion (exact source pixels)
+    shrink: float = 0.25          # work pixels taken off every displacement: the flow's noise floor moves nothing
 
     def __post_init__(self):
         if not 32 <= self.work_size <= 1024:
@@ -94,12 +100,16 @@ class MotionEstimator:
         self.mask = face_mask(size, zoom)
         self.eye_distance = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0]) * zoom * size
         self.keep_residual = self.mask * (1.0 - eye_mask(size, zoom)) if settings.eye_guard else self.mask
+        self.mouth = mouth_region(size, zoom)
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         self.grid = np.stack([xx, yy], axis=2)
 
-    def motion(self, recon: np.ndarray, edited: np.ndarray, strength: float = 1.0) -> Motion:
+    def motion(self, recon: np.ndarray, edited: np.ndarray, strength: float = 1.0,
+               source: np.ndarray | None = None) -> Motion:
         """The edit from ``recon`` (G(w_s)) to ``edited`` (G(w_s + w_e)), uint8 [s, s, 3] crops of the model,
-        scaled by ``strength`` (a span's fade: 0 is no edit)."""
+        scaled by ``strength`` (a span's fade: 0 is no edit). ``source``, the aligned source crop the model
+        read (same size), says whether its picture of the mouth can be trusted with the residual; without it
+        the mouth gets none."""
         s = self.settings
         size = s.work_size
         up_r = _upsample(recon, size)
@@ -111,7 +121,7 @@ class MotionEstimator:
         sigma = s.flow_smooth * self.scale
         if sigma > 0:
             flow = cv2.GaussianBlur(flow, (0, 0), sigma)
-        flow = _bound(flow, s.max_flow * self.eye_distance)
+        flow = _bound(flow, s.max_flow * self.eye_distance, s.shrink)
         flow *= self.mask[..., None]
         residual = None
         if s.residual:
@@ -121,11 +131,25 @@ class MotionEstimator:
             if blur > 0:
                 residual = cv2.GaussianBlur(residual, (0, 0), blur)
             residual = bound_residual(residual, s.residual_luma, s.residual_chroma)
-            residual *= self.keep_residual[..., None]
+            residual *= (self.keep_residual * self._trust(recon, source))[..., None]
         if strength != 1.0:
             flow = flow * float(strength)
             residual = None if residual is None else residual * float(strength)
         return Motion(flow.astype(np.float32), residual, self.scale)
+
+
+    def _trust(self, recon: np.ndarray, source: np.ndarray | None) -> np.ndarray:
+        """The residual's weight: 1 off the mouth; on the mouth region, which speaks, only as far as the model's
+        reconstruction matches the source there (local error, blurred, mean over channels: trusted up to
+        ``trust_from`` grey levels, not from ``trust_to``), and 0 without a source to compare with."""
+        s = self.settings
+        if source is None:
+            return 1.0 - self.mouth
+        error = np.abs(recon.astype(np.float32) - source.astype(np.float32)).mean(axis=2)
+        error = cv2.GaussianBlur(error, (0, 0), 1.5)
+        trust = np.clip((s.trust_to - error) / max(s.trust_to - s.trust_from, 1e-6), 0.0, 1.0)
+        trust = cv2.resize(trust, (s.work_size, s.work_size), interpolation=cv2.INTER_LINEAR)
+        return 1.0 - self.mouth * (1.0 - trust)
 
 
 def bound_residual(residual: np.ndarray, luma: float, chroma: float) -> np.ndarray:
@@ -135,10 +159,11 @@ def bound_residual(residual: np.ndarray, luma: float, chroma: float) -> np.ndarr
     return np.clip(y, -luma, luma) + np.clip(residual - y, -chroma, chroma)
 
 
-def _bound(flow: np.ndarray, limit: float) -> np.ndarray:
-    """Displacements longer than ``limit`` shortened to it (direction kept)."""
+def _bound(flow: np.ndarray, limit: float, shrink: float = 0.0) -> np.ndarray:
+    """Displacements shortened by ``shrink`` (to 0 at most) and then to ``limit`` at most, direction kept."""
     length = np.sqrt((flow ** 2).sum(axis=2, keepdims=True))
-    return flow * np.minimum(1.0, limit / np.maximum(length, 1e-6))
+    kept = np.minimum(np.maximum(length - shrink, 0.0), limit)
+    return flow * (kept / np.maximum(length, 1e-6))
 
 
 def _upsample(crop: np.ndarray, size: int) -> np.ndarray:
@@ -157,6 +182,21 @@ def eye_mask(size: int, zoom: float = 1.0) -> np.ndarray:
         cy = ((CANONICAL_5[i, 1] - 0.5) * zoom + 0.5) * size - 0.5
         axes = (int(round(0.32 * e * zoom * size)), int(round(0.17 * e * zoom * size)))
         cv2.ellipse(hard, (int(round(cx)), int(round(cy))), axes, 0, 0, 360, 1.0, -1)
+    sigma = max(0.5, 0.06 * e * zoom * size)
+    return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)
+
+
+def mouth_region(size: int, zoom: float = 1.0) -> np.ndarray:
+    """Soft float32 [size, size] mask of the mouth and the skin around it (an open jaw's lower lip, the
+    corners' folds), in crop space of the canonical template."""
+    height, width, drop = 0.6, 1.3, 0.12  # eye distances, half mouth widths, eye distances below the corners
+    e = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0])
+    cx = ((0.5 - 0.5) * zoom + 0.5) * size - 0.5
+    cy = ((CANONICAL_5[3, 1] + drop * e - 0.5) * zoom + 0.5) * size - 0.5
+    half_w = 0.5 * float(CANONICAL_5[4, 0] - CANONICAL_5[3, 0]) * zoom * size
+    hard = np.zeros((size, size), np.float32)
+    cv2.ellipse(hard, (int(round(cx)), int(round(cy))), (int(round(width * half_w)), int(round(height * e * zoom * size))),
+                0, 0, 360, 1.0, -1)
     sigma = max(0.5, 0.06 * e * zoom * size)
     return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)
 

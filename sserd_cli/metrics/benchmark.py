@@ -28,7 +28,7 @@ from ..data.synth.video import ClipSpec, plan_clip, render_plan, write_clip
 from ..emotions import EMOTIONS
 from ..faces.align import warp_to_crop
 from ..pipeline.edit import FrameItem
-from ..pipeline.faces import FaceFollower, FaceSettings
+from ..pipeline.faces import FaceFollower, FaceSettings, Transfer
 from ..pipeline.models import EditModel, Target
 from ..pipeline.temporal import SmoothSettings, TemporalEditor
 from .synthetic import EditCase, SyntheticEvaluator, SyntheticScores, mean_scores
@@ -64,6 +64,7 @@ class Method:
     model: EditModel | None  # None: no edit
     by_emotion: bool = False
     reference_free: bool = False
+    render: str = "generate"  # or "transfer": the edit carried onto the source's pixels, as in 'sserd edit'
 
 
 @dataclass
@@ -218,7 +219,8 @@ def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, refe
     items = [FrameItem(i, None, f) for i, f in enumerate(frames)]
     for item, m in zip(items, faces.track(clip, frames, model.resolution, model.zoom)):
         item.m = m
-    TemporalEditor(model, smooth, batch_size).edit_all(items)
+    transfer = Transfer(model) if method.render == "transfer" else None
+    TemporalEditor(model, smooth, batch_size, transfer=transfer).edit_all(items)
     return np.stack([item.edited if item.edited is not None else item.rgb for item in items])
 
 

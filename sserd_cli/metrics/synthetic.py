@@ -12,6 +12,11 @@ stored ground truth and its true answer (:mod:`sserd_cli.data.synth.truth`) it m
 * ``psnr`` / ``ssim``: aligned face crops of the edit vs. the true answer (same crop transform for
   both: the source's skull-fixed landmarks), so background pixels do not flatter the score;
 * ``frechet``: Fréchet distance of oracle features, edited crops vs. true-answer crops;
+* ``agreement``: does the edit change what the truth changes? The cosine between the edit's pixel change and the
+  true answer's (edit - source against truth - source, pooled over the frames' face masks), and
+  ``mouth_agreement`` the same over the mouth region alone: no texture can fool it (an edit that changes
+  nothing, or changes something else, scores 0); NaN where the truth does not change (a neutral target);
+* ``sharpness``: variance of the Laplacian of the edit's face over the source's (1: as sharp);
 * ``flicker``: the edit's frame-to-frame change of the face region (mean absolute grey-level change of the
   aligned crop's centre from one frame to the next) over the true answer's own: 1.0 moves exactly as much as
   the truth does (head, speech, light); above it the edit shimmers.
@@ -64,6 +69,9 @@ class SyntheticScores:
     ssim: float
     frechet: float
     flicker: float = math.nan
+    agreement: float = math.nan
+    mouth_agreement: float = math.nan
+    sharpness: float = math.nan
 
     def to_dict(self) -> dict:
         """Plain JSON values: NaN -> None, infinite PSNR (identical crops) -> the string "inf"."""
@@ -77,7 +85,8 @@ class SyntheticScores:
 
 
 METRIC_NAMES = ("emotion_accuracy", "target_probability", "expression_mae", "mouth_open_mae", "lip_round_mae",
-                "identity_mae", "identity_cosine", "psnr", "ssim", "frechet", "flicker")
+                "identity_mae", "identity_cosine", "psnr", "ssim", "frechet", "flicker", "agreement",
+                "mouth_agreement", "sharpness")
 
 
 def resolve_truth(path: str | Path) -> Path:
@@ -120,6 +129,7 @@ class SyntheticEvaluator:
         self.crop_size = crop_size
         self._truths: dict[str, ClipTruth] = {}
         self._answers: dict[tuple, tuple[np.ndarray, object]] = {}
+        self._sources: dict[str, np.ndarray] = {}
 
     def truth(self, clip: str | Path) -> ClipTruth:
         key = str(resolve_truth(clip))
@@ -137,6 +147,18 @@ class SyntheticEvaluator:
                               for i, r in enumerate(render_true_answer(truth, emotion, intensity))])
             self._answers[key] = (crops, self.oracle.read(crops))
         return self._answers[key]
+
+    def source_crops(self, clip: str | Path) -> np.ndarray:
+        """The aligned face crops of the source clip itself (its video beside its truth file)."""
+        path = resolve_truth(clip)
+        key = str(path)
+        if key not in self._sources:
+            truth = self.truth(clip)
+            video = path.with_name(truth.meta["video"]) if path.name.endswith(".truth.json") else path
+            if len(self._sources) >= 8:
+                self._sources.pop(next(iter(self._sources)))
+            self._sources[key] = _crops(read_video_frames(video), truth.arrays["align_landmarks"], self.crop_size)
+        return self._sources[key]
 
     def evaluate(self, case: EditCase) -> SyntheticScores:
         emotion = EMOTIONS[emotion_index(case.emotion)]
@@ -170,10 +192,46 @@ class SyntheticEvaluator:
             lip_round_mae=float(np.abs(reading.speech[:, 1] - source_speech[:, 1]).mean()),
             identity_mae=float(np.abs(reading.identity - identity).mean()),
             identity_cosine=centred_cosine(reading.identity, answer.identity),
-            psnr=psnr, ssim=ssim, frechet=frechet, flicker=flicker_ratio(crops, answer_crops))
+            psnr=psnr, ssim=ssim, frechet=frechet, flicker=flicker_ratio(crops, answer_crops),
+            **change_scores(crops, answer_crops, self.source_crops(case.clip)))
 
     def evaluate_many(self, cases: Iterable[EditCase]) -> list[SyntheticScores]:
         return [self.evaluate(c) for c in cases]
+
+
+def change_agreement(edited: np.ndarray, answer: np.ndarray, source: np.ndarray, weight: np.ndarray) -> float:
+    """Cosine of (edited - source) with (answer - source), crops [N, S, S, 3], pixels weighted by ``weight`` [S, S]
+    and pooled over the frames; NaN where the answer hardly differs from the source."""
+    w = weight[None, :, :, None].astype(np.float64)
+    d_edit = (edited.astype(np.float64) - source) * w
+    d_true = (answer.astype(np.float64) - source) * w
+    norm_true = float(np.sqrt((d_true ** 2).sum()))
+    if norm_true < 1.0 * np.sqrt(w.sum() * 3 * len(source)) * 0.5:  # under half a grey level on average
+        return math.nan
+    norm_edit = float(np.sqrt((d_edit ** 2).sum()))
+    return float((d_edit * d_true).sum() / (norm_edit * norm_true)) if norm_edit > 0 else 0.0
+
+
+def sharpness(crops: np.ndarray, weight: np.ndarray) -> float:
+    """Mean over crops of the variance of the Laplacian of their grey levels where ``weight`` > 0.5."""
+    import cv2
+
+    inside = weight > 0.5
+    return float(np.mean([cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)[inside].var()
+                          for c in crops]))
+
+
+def change_scores(edited: np.ndarray, answer: np.ndarray, source: np.ndarray) -> dict:
+    """``agreement``, ``mouth_agreement`` and ``sharpness`` of aligned crops (FFHQ framing) against the truth's
+    and the source's (see the module docstring)."""
+    from ..faces.mask import face_mask, mouth_mask
+
+    size = edited.shape[1]
+    face, mouth = face_mask(size), mouth_mask(size)
+    base = sharpness(source, face)
+    return {"agreement": change_agreement(edited, answer, source, face),
+            "mouth_agreement": change_agreement(edited, answer, source, mouth),
+            "sharpness": sharpness(edited, face) / base if base > 0 else math.nan}
 
 
 def face_motion(crops: np.ndarray) -> float:

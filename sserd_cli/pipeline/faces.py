@@ -19,7 +19,7 @@ from ..faces.detect import (
 from ..faces.mask import face_mask
 from ..faces.paste import paste_back
 from ..faces.track import FaceTracker, TrackerConfig, box_iou
-from ..faces.transfer import MotionEstimator, TransferSettings, apply_motion, work_alignment
+from ..faces.transfer import Motion, MotionEstimator, TransferSettings, apply_motion, work_alignment
 
 RENDER_MODES = ("transfer", "generate")  # how an edit reaches the frame; see Transfer and paste_item
 
@@ -170,16 +170,20 @@ class Transfer:
         self.model_size = int(model.resolution)
         self.estimator = MotionEstimator(self.model_size, model.zoom, settings)
 
-    def motion(self, recon: np.ndarray, edited: np.ndarray, presence: float = 1.0):
-        return self.estimator.motion(recon, edited, presence)
+    def motion(self, recon: np.ndarray, edited: np.ndarray, presence: float = 1.0, source: np.ndarray | None = None):
+        return self.estimator.motion(recon, edited, presence, source)
 
-    def paste(self, item, recon: np.ndarray, edited: np.ndarray) -> None:
+    def paste(self, item, recon: np.ndarray, edited: np.ndarray, source: np.ndarray | None = None) -> None:
         """``item.edited``: its frame moved as ``recon`` -> ``edited`` says, scaled by the item's ``presence``
-        (a span's fade scales the edit itself, not a blend of two faces)."""
+        (a span's fade scales the edit itself, not a blend of two faces); ``source`` is the aligned crop the
+        model read (see :meth:`MotionEstimator.motion`)."""
         if np.array_equal(recon, edited):  # no edit (the identity model, a neutral step): the frame as it is
             item.edited = item.rgb.copy()
             return
-        motion = self.motion(recon, edited, float(getattr(item, "presence", 1.0)))
+        self.apply(item, self.motion(recon, edited, float(getattr(item, "presence", 1.0)), source))
+
+    def apply(self, item, motion: Motion) -> None:
+        """``item.edited``: its frame moved by ``motion``."""
         m_work = work_alignment(item.m, self.model_size, self.settings.work_size)
         item.edited = apply_motion(item.rgb, motion, m_work, self.settings.still)
 
@@ -195,8 +199,8 @@ def crop_and_paste(items: list, model, color_match: bool = False, transfer: Tran
         return
     crops, weights = aligned_crops(faced, model.resolution), batch_weights(faced)
     if transfer is not None:
-        for item, recon, edited in zip(faced, *model.edit_pair(crops, weights)):
-            transfer.paste(item, recon, edited)
+        for item, crop, recon, edited in zip(faced, crops, *model.edit_pair(crops, weights)):
+            transfer.paste(item, recon, edited, crop)
         return
     edited = model.edit(crops, weights)
     mask = face_mask(model.resolution, model.zoom)

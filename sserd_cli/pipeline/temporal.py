@@ -238,7 +238,7 @@ class TemporalEditor:
             # the plain and the edited code of each frame in one call: their difference is the edit alone
             both = self.model.render(torch.stack([w for _, w, _ in batch] + [w for _, _, w in batch]))
             for (coded, _, _), recon, edited in zip(batch, both[:len(batch)], both[len(batch):]):
-                self.transfer.paste(coded.item, recon, edited)
+                self.transfer.paste(coded.item, recon, edited, coded.crop)
                 self.done.append(coded.item)
             return
         edited = self.model.render(torch.stack([w for _, _, w in batch]))
