@@ -123,7 +123,7 @@ def build_pairs(
     layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
     direction: str = typer.Option("svm", help="svm: the paper's SVM normal (eq. 11); regression: how the codes "
                                   "move with each emotion's intensity, least squares, with the speech controls' "
-                                  "own slopes projected out where the dataset has renderer labels (README)."),
+                                  "own slopes projected out where the dataset has renderer labels (docs/training.md)."),
     svm_c: float = typer.Option(0.001, "--svm-c", help="LinearSVC regularisation C (small: a wide margin, "
                                 "as W+ has more dimensions than there are codes)."),
     load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop, a further zoom (0: size, none)."),
