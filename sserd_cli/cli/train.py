@@ -1,12 +1,13 @@
 """Training commands: ``train-stylegan``, ``train-encoder``, ``build-pairs``, ``train``.
 
 Thin wrappers: typed options -> a stage config (sserd_cli.training.config) -> the stage's
-coach. Options left unset take the stage's defaults (the paper's numbers). With
-``--resume`` the run's saved config is used; only the schedule options given on the command
-line (--iterations, --checkpoint-every, --sample-every, --workers, --device, --time-limit) change it,
-and the paths it gives (DATA, PAIRS, --model, -o) replace the saved ones, so a moved run folder resumes.
-Multi-GPU / multi-process: start the same command with ``torchrun --nproc-per-node N
-$(which sserd) ...``; each rank reads its shard of every batch and only rank 0 writes.
+coach (:func:`.stage.run_stage`). Options left unset take the stage's defaults (the paper's numbers); the
+options every stage shares are defined once in :mod:`.stage_options`. With ``--resume`` the run's saved
+config is used; only the schedule options given on the command line (--iterations, --checkpoint-every,
+--sample-every, --workers, --device, --time-limit) change it, and the paths it gives (DATA, PAIRS, --model,
+-o) replace the saved ones, so a moved run folder resumes. Multi-GPU / multi-process: start the same command
+with ``torchrun --nproc-per-node N $(which sserd) ...``; each rank reads its shard of every batch and only
+rank 0 writes.
 """
 
 from __future__ import annotations
@@ -18,118 +19,18 @@ from typing import Optional
 import typer
 
 from ..errors import SserdError
-from .console import err_console, make_progress, say, warn
-from .numbers import check_number, check_training_numbers
-
-RESUMABLE = ("iterations", "checkpoint_every", "sample_every", "workers", "device", "log_every", "keep_checkpoints",
-             "time_limit")
-# where a run reads from and writes to: on --resume the command line's paths win over the saved ones
-LOCATIONS = ("data", "pairs", "model")
-
-_DATA = typer.Argument(..., help="Dataset folder written by 'sserd prepare' or 'sserd synth' (index.csv + crops).",
-                       show_default=False)
-_OUT = typer.Option(..., "-o", "--out", help="Run directory (created; must not exist unless --resume).", show_default=False)
-# options every training command shares (Typer option objects are plain metadata, safe to share)
-_DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto).")
-_SEED = typer.Option(None, help="Random seed (default: 0).")
-_RESUME = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint.")
-_CHECKPOINT_EVERY = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints.")
-_SAMPLE_EVERY = typer.Option(None, "--sample-every", help="Steps between sample grids.")
-_LOG_EVERY = typer.Option(None, "--log-every", help="Steps between loss log lines (default: 10).")
-_WORKERS = typer.Option(None, help="Image decoding threads (default: 2).")
-_AMP = typer.Option(True, "--amp/--no-amp", help="bfloat16 mixed precision on CUDA (ignored on CPU).")
-_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
-_TIME_LIMIT = typer.Option(None, "--time-limit", help="Minutes of training steps in this run (start-up and export come "
-                           "on top), then checkpoint and export the bundle; --resume continues towards --iterations "
-                           "(default: no limit).")
+from .console import err_console, make_progress, say
+from .numbers import check_number
+from .stage import run_stage
+from .stage_options import DATA, LOAD_SIZE, OUT, RunOptions, given, stage_options
 
 
-def _common(**kwargs):
-    """Keep only the options the user set (None = the stage's default)."""
-    return {k: v for k, v in kwargs.items() if v is not None}
-
-
-def _moved_locations(saved: dict, explicit: dict, out: Path) -> dict:
-    """The paths a resumed run reads, as this command line gives them: the run may have been moved, or the command
-    run from another folder, since relative paths were saved."""
-    moved = {k: explicit[k] for k in LOCATIONS if explicit.get(k) and k in saved}
-    if "pairs" in moved and "model" not in moved and saved.get("pairs") and saved.get("model") == str(Path(saved["pairs"]) / "bundle"):
-        moved["model"] = str(Path(moved["pairs"]) / "bundle")  # the model that came with the pairs moves with them
-    return {**moved, "run_dir": str(out)}
-
-
-def _run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, out: Path, resume: bool, quiet: bool) -> None:
-    import dataclasses
-    import importlib
-
-    from ..runtime import seed_everything
-    from ..training import config as configs
-    from ..training import distributed
-    from ..training.run import RunDir, fit
-
-    from ..media.atomic import check_output_folder
-
-    check_training_numbers(explicit)
-    check_output_folder(out)  # an unwritable place fails here, in one line, before any data is read
-    config_cls = getattr(configs, config_name)
-    device = explicit.get("device")
-    if device is None and resume:  # keep the run's device unless --device says otherwise
-        device = RunDir.open(out, stage, distributed.DistContext())[1]["config"].get("device")
-    ctx = distributed.setup(device or "auto")
-    try:
-        if resume:
-            run, saved = RunDir.open(out, stage, ctx)
-            values = dict(saved["config"])
-            ignored = [k for k, v in explicit.items() if k not in RESUMABLE and k not in LOCATIONS and k in values
-                       and values[k] != v]
-            if ignored and ctx.is_main:
-                warn(f"--resume keeps the run's saved {', '.join(ignored)}; only {', '.join(RESUMABLE)} can change")
-            values.update({k: v for k, v in explicit.items() if k in RESUMABLE})
-            values.update(_moved_locations(values, explicit, out))
-            values["time_limit"] = explicit.get("time_limit", 0.0)  # a limit holds for one invocation only
-            config = configs.from_dict(config_cls, values)
-        else:
-            config = config_cls(**explicit, run_dir=str(out))
-        configs.validate(config)
-        if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise SserdError(f"run directory {out} already exists: continue it with --resume or choose another -o")
-        ctx.barrier()  # every rank has looked before rank 0 creates anything
-        seed_everything(config.seed)
-        module_name, cls_name = coach_name.rsplit(".", 1)
-        coach = getattr(importlib.import_module(f"sserd_cli.training.{module_name}"), cls_name)(config, ctx)
-        perceptual = coach.run_info.get("perceptual")
-        if perceptual and perceptual.get("fallback") and ctx.is_main:
-            warn(perceptual["description"])
-        lonely = (coach.run_info.get("data") or {}).get("single_clip_speakers")  # the sserd stage records them
-        if lonely and ctx.is_main:
-            warn(f"{len(lonely)} speaker(s) have one training clip ({', '.join(lonely[:3])}{', ...' if len(lonely) > 3 else ''}): "
-                 "with no same-speaker reference from another clip their frames are not used as sources, only as "
-                 "other speakers' references")
-        if not resume:
-            run = RunDir.create(out, stage, dataclasses.asdict(config), ctx)
-        run.update_config(run_info=coach.run_info, world_size=ctx.world_size, config=dataclasses.asdict(config))
-        seed_everything(config.seed + ctx.rank)  # per-rank random streams from here on
-        with make_progress(quiet or not ctx.is_main, unit="steps") as progress:
-            task = progress.add_task(stage, total=config.iterations, completed=coach.iteration, rate="")
-
-            def on_progress(done: int, total: int, losses: dict) -> None:
-                shown = " ".join(f"{k}={v:.3f}" for k, v in losses.items() if k in ("d", "g", "total", "l2", "pix", "cl"))
-                progress.update(task, completed=done, rate=shown)
-
-            summary = fit(coach, run, on_progress=on_progress, resume=resume)
-        if ctx.is_main and not quiet:
-            say(f"{stage}: {summary['iterations']} iterations, {summary['sec_per_step']:.3f} s/step; bundle ",
-                (str(summary.get("bundle")), "bold"))
-    finally:
-        distributed.teardown(ctx)
-
-
+@stage_options()
 def train_stylegan(
-    data: Path = _DATA,
-    out: Path = _OUT,
+    data: Path = DATA,
+    out: Path = OUT,
     size: Optional[int] = typer.Option(None, "--size", help="Image size, a power of two (default: 256)."),
-    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
-                                            "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
+    load_size: Optional[int] = LOAD_SIZE,
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 100000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step (default: 16)."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: 0.002)."),
@@ -139,16 +40,7 @@ def train_stylegan(
     channel_max: Optional[int] = typer.Option(None, help="Cap on channels per layer, for small models (default: 512)."),
     path_length: bool = typer.Option(True, "--path-length/--no-path-length", help="Path length regulariser (weight 2)."),
     mixing: Optional[float] = typer.Option(None, help="Style mixing probability (default: 0.9)."),
-    device: Optional[str] = _DEVICE,
-    seed: Optional[int] = _SEED,
-    resume: bool = _RESUME,
-    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
-    sample_every: Optional[int] = _SAMPLE_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    workers: Optional[int] = _WORKERS,
-    amp: bool = _AMP,
-    time_limit: Optional[float] = _TIME_LIMIT,
-    quiet: bool = _QUIET,
+    run_options: RunOptions = RunOptions(),
 ) -> None:
     """Train a StyleGAN2 generator on a dataset of face crops (for domains without a public one).
 
@@ -157,14 +49,12 @@ def train_stylegan(
 
     Example: sserd train-stylegan crops/ -o runs/gan --size 256
     """
-    explicit = _common(data=str(data), size=size, load_size=load_size, iterations=iterations, batch_size=batch_size, lr=lr,
-                       style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, channel_max=channel_max,
-                       mixing=mixing, device=device, seed=seed, checkpoint_every=checkpoint_every,
-                       sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,
-                       time_limit=time_limit)
+    explicit = given(data=str(data), size=size, load_size=load_size, iterations=iterations, batch_size=batch_size, lr=lr,
+                     style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, channel_max=channel_max,
+                     mixing=mixing, **run_options.config())
     if not path_length:
         explicit["path_length_weight"] = 0.0
-    _run_stage("stylegan", "stylegan.StyleGANCoach", "StyleGANConfig", explicit, out, resume, quiet)
+    run_stage("stylegan", "stylegan.StyleGANCoach", "StyleGANConfig", explicit, out, run_options)
 
 
 def _bundle_size(model: str, size: Optional[int]) -> int:
@@ -175,14 +65,14 @@ def _bundle_size(model: str, size: Optional[int]) -> int:
     return int(load_bundle(model).resolution)
 
 
+@stage_options()
 def train_encoder(
-    data: Path = _DATA,
+    data: Path = DATA,
     model: str = typer.Option(..., "--model", "-m", help="Bundle with the generator to invert (kept frozen).",
                               show_default=False),
-    out: Path = _OUT,
+    out: Path = OUT,
     size: Optional[int] = typer.Option(None, "--size", help="Image size (default: the bundle's resolution)."),
-    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
-                                            "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
+    load_size: Optional[int] = LOAD_SIZE,
     backbone: Optional[str] = typer.Option(None, help="iresnet50 (paper), iresnet34, iresnet18 or small."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 50000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step (default: 2)."),
@@ -193,16 +83,7 @@ def train_encoder(
     contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss on w_s."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights",
                                                help="torchvision VGG19 state dict for the perceptual loss."),
-    device: Optional[str] = _DEVICE,
-    seed: Optional[int] = _SEED,
-    resume: bool = _RESUME,
-    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
-    sample_every: Optional[int] = _SAMPLE_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    workers: Optional[int] = _WORKERS,
-    amp: bool = _AMP,
-    time_limit: Optional[float] = _TIME_LIMIT,
-    quiet: bool = _QUIET,
+    run_options: RunOptions = RunOptions(),
 ) -> None:
     """Train the latent encoder E by StyleGAN inversion (eq. 8-10), generator frozen.
 
@@ -212,13 +93,11 @@ def train_encoder(
 
     Example: sserd train-encoder crops/ --model runs/gan/bundle -o runs/enc --vgg-weights vgg19.pth
     """
-    explicit = _common(data=str(data), model=model, size=_bundle_size(model, size) if not resume else size,
-                       load_size=load_size, backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
-                       lambda_adv=lambda_adv, lambda_cl=lambda_cl, contrastive=contrastive,
-                       vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,
-                       time_limit=time_limit)
-    _run_stage("encoder", "encoder.EncoderCoach", "EncoderTrainConfig", explicit, out, resume, quiet)
+    explicit = given(data=str(data), model=model, size=_bundle_size(model, size) if not run_options.resume else size,
+                     load_size=load_size, backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha,
+                     lambda_adv=lambda_adv, lambda_cl=lambda_cl, contrastive=contrastive,
+                     vgg_weights=str(vgg_weights) if vgg_weights else None, **run_options.config())
+    run_stage("encoder", "encoder.EncoderCoach", "EncoderTrainConfig", explicit, out, run_options)
 
 
 def _parse_beta(text: str) -> float | None:
@@ -234,7 +113,7 @@ def _parse_beta(text: str) -> float | None:
 
 
 def build_pairs(
-    data: Path = _DATA,
+    data: Path = DATA,
     model: str = typer.Option(..., "--model", "-m", help="Bundle with generator + encoder (from train-encoder).",
                               show_default=False),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for the paired set (must not exist).",
@@ -244,7 +123,7 @@ def build_pairs(
     layers: Optional[str] = typer.Option(None, help="W+ rows a direction may move, e.g. 0-7 (default: all)."),
     direction: str = typer.Option("svm", help="svm: the paper's SVM normal (eq. 11); regression: how the codes "
                                   "move with each emotion's intensity, least squares, with the speech controls' "
-                                  "own slopes projected out where the dataset has renderer labels (README)."),
+                                  "own slopes projected out where the dataset has renderer labels (docs/training.md)."),
     svm_c: float = typer.Option(0.001, "--svm-c", help="LinearSVC regularisation C (small: a wide margin, "
                                 "as W+ has more dimensions than there are codes)."),
     load_size: int = typer.Option(0, "--load-size", help="Resize crops to this before the centre crop, a further zoom (0: size, none)."),
@@ -302,17 +181,17 @@ def build_pairs(
         "; bundle ", (str(report["bundle"]), "bold"))
 
 
+@stage_options()
 def train(
-    data: Path = _DATA,
+    data: Path = DATA,
     pairs: Optional[Path] = typer.Argument(None, help="Paired set from 'sserd build-pairs' (not needed for --data unpaired)."),
-    out: Path = _OUT,
+    out: Path = OUT,
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Bundle with generator + encoder (default: PAIRS/bundle)."),
     data_mode: Optional[str] = typer.Option(None, "--data", help="paired, unpaired or hybrid (default: hybrid)."),
     contrastive: bool = typer.Option(True, "--contrastive/--no-contrastive", help="Contrastive loss (eq. 5-6)."),
     size: Optional[int] = typer.Option(None, "--size", help="Image size (default: the bundle's resolution)."),
-    load_size: Optional[int] = typer.Option(None, "--load-size", help="Resize crops to this before the centre crop, a further zoom "
-                                            "(default: size, no further zoom: prepare/synth datasets already have the paper framing)."),
+    load_size: Optional[int] = LOAD_SIZE,
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 50000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Samples per rank and step (default: 2)."),
     lr: Optional[float] = typer.Option(None, help="Ranger learning rate (default: 1e-4)."),
@@ -331,16 +210,7 @@ def train(
                                                   help="hybrid: share of real (unpaired) sources (default: 0.5)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="LPIPS heads (lpips vgg.pth)."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision VGG16 trunk for LPIPS."),
-    device: Optional[str] = _DEVICE,
-    seed: Optional[int] = _SEED,
-    resume: bool = _RESUME,
-    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
-    sample_every: Optional[int] = _SAMPLE_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    workers: Optional[int] = _WORKERS,
-    amp: bool = _AMP,
-    time_limit: Optional[float] = _TIME_LIMIT,
-    quiet: bool = _QUIET,
+    run_options: RunOptions = RunOptions(),
 ) -> None:
     """Hybrid SSERD training of the CELCL emotion editor (eq. 13-14), E and G frozen.
 
@@ -352,17 +222,15 @@ def train(
     """
     from ..errors import SserdError
 
-    if model is None and not resume:
+    if model is None and not run_options.resume:
         if pairs is None:
             raise SserdError("give --model BUNDLE (generator + encoder) or a PAIRS folder holding one")
         model = str(pairs / "bundle")
-    explicit = _common(data=str(data), pairs=str(pairs) if pairs else "", model=model, data_mode=data_mode,
-                       contrastive=contrastive, size=_bundle_size(model, size) if not resume else size, load_size=load_size,
-                       iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha, lambda_adv=lambda_adv,
-                       lambda_cl=lambda_cl, lambda_latent=lambda_latent, latent_warmup=latent_warmup,
-                       latent_batch=latent_batch, real_fraction=real_fraction,
-                       lpips_weights=str(lpips_weights) if lpips_weights else None,
-                       vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, workers=workers, amp=amp,
-                       time_limit=time_limit)
-    _run_stage("sserd", "sserd.SSERDCoach", "SSERDConfig", explicit, out, resume, quiet)
+    explicit = given(data=str(data), pairs=str(pairs) if pairs else "", model=model, data_mode=data_mode,
+                     contrastive=contrastive, size=_bundle_size(model, size) if not run_options.resume else size, load_size=load_size,
+                     iterations=iterations, batch_size=batch_size, lr=lr, alpha=alpha, lambda_adv=lambda_adv,
+                     lambda_cl=lambda_cl, lambda_latent=lambda_latent, latent_warmup=latent_warmup,
+                     latent_batch=latent_batch, real_fraction=real_fraction,
+                     lpips_weights=str(lpips_weights) if lpips_weights else None,
+                     vgg_weights=str(vgg_weights) if vgg_weights else None, **run_options.config())
+    run_stage("sserd", "sserd.SSERDCoach", "SSERDConfig", explicit, out, run_options)

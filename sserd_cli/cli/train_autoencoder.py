@@ -12,8 +12,8 @@ from typing import Optional
 import typer
 
 from ..errors import SserdError
-from .train import (_AMP, _CHECKPOINT_EVERY, _DATA, _DEVICE, _LOG_EVERY, _OUT, _QUIET, _RESUME, _SAMPLE_EVERY,
-                    _SEED, _TIME_LIMIT, _WORKERS, _common, _run_stage)
+from .stage import run_stage
+from .stage_options import DATA, OUT, RunOptions, given, stage_options
 
 
 def _data_size(data: Path, size: Optional[int], model: Optional[str] = None) -> Optional[int]:
@@ -35,23 +35,16 @@ def _data_size(data: Path, size: Optional[int], model: Optional[str] = None) -> 
     return found
 
 
+@stage_options(amp=False)  # its coach runs no mixed precision: no --amp to offer
 def train_features(
-    data: Path = _DATA,
-    out: Path = _OUT,
+    data: Path = DATA,
+    out: Path = OUT,
     size: Optional[int] = typer.Option(None, "--size", help="Input size (default: the dataset's crop size)."),
     iterations: Optional[int] = typer.Option(None, help="Training iterations (default: 3000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per rank and step (default: 64)."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate, cosine-decayed (default: 0.002)."),
     noise: Optional[float] = typer.Option(None, help="Strongest pixel noise of the input jitter, in [0, 1] (default: 0.1)."),
-    device: Optional[str] = _DEVICE,
-    seed: Optional[int] = _SEED,
-    resume: bool = _RESUME,
-    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
-    sample_every: Optional[int] = _SAMPLE_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    workers: Optional[int] = _WORKERS,
-    time_limit: Optional[float] = _TIME_LIMIT,
-    quiet: bool = _QUIET,
+    run_options: RunOptions = RunOptions(),
 ) -> None:
     """Train the domain feature network F of a dataset: a loss that sees the expression.
 
@@ -61,16 +54,15 @@ def train_features(
 
     Example: sserd train-features data/synth -o runs/features
     """
-    explicit = _common(data=str(data), size=_data_size(data, size) if not resume else size, iterations=iterations,
-                       batch_size=batch_size, lr=lr, noise=noise, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-                       workers=workers, time_limit=time_limit)
-    _run_stage("features", "features.FeaturesCoach", "FeatureTrainConfig", explicit, out, resume, quiet)
+    explicit = given(data=str(data), size=_data_size(data, size) if not run_options.resume else size,
+                     iterations=iterations, batch_size=batch_size, lr=lr, noise=noise, **run_options.config())
+    run_stage("features", "features.FeaturesCoach", "FeatureTrainConfig", explicit, out, run_options)
 
 
+@stage_options()
 def train_autoencoder(
-    data: Path = _DATA,
-    out: Path = _OUT,
+    data: Path = DATA,
+    out: Path = OUT,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundle whose generator (and encoder) start the "
                                         "run (default: both from scratch)."),
     features: Optional[Path] = typer.Option(None, "--features", help="Feature network from 'sserd train-features' "
@@ -100,16 +92,7 @@ def train_autoencoder(
     lambda_aux: Optional[float] = typer.Option(None, "--lambda-aux", help="Weight of E's auxiliary head (default: 0.1)."),
     alpha: Optional[float] = typer.Option(None, help="VGG19 perceptual weight, for real data (default: 0)."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision VGG19 state dict (with --alpha)."),
-    device: Optional[str] = _DEVICE,
-    seed: Optional[int] = _SEED,
-    resume: bool = _RESUME,
-    checkpoint_every: Optional[int] = _CHECKPOINT_EVERY,
-    sample_every: Optional[int] = _SAMPLE_EVERY,
-    log_every: Optional[int] = _LOG_EVERY,
-    workers: Optional[int] = _WORKERS,
-    amp: bool = _AMP,
-    time_limit: Optional[float] = _TIME_LIMIT,
-    quiet: bool = _QUIET,
+    run_options: RunOptions = RunOptions(),
 ) -> None:
     """Train the generator G and the encoder E together, so that G(E(x)) keeps expression, mouth and identity.
 
@@ -120,17 +103,15 @@ def train_autoencoder(
 
     Example: sserd train-autoencoder data/synth -o runs/ae --model runs/gan/bundle --features runs/features
     """
-    if features is not None and not resume:
+    if features is not None and not run_options.resume:
         from ..nets.features import load_feature_net
 
         load_feature_net(features)  # a missing or wrong file: one line now, not after start-up
-    explicit = _common(data=str(data), model=model, features=str(features) if features else None,
-                       size=_data_size(data, size, model) if not resume else size, load_size=load_size,
-                       iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, backbone=backbone,
-                       encoder_channels=encoder_channels, style_dim=style_dim, channel_max=channel_max,
-                       region_weight=region_weight, lambda_feat=lambda_feat, lambda_params=lambda_params,
-                       feat_blur=feat_blur, feat_ramp=feat_ramp, lambda_adv=lambda_adv, lambda_aux=lambda_aux,
-                       alpha=alpha, vgg_weights=str(vgg_weights) if vgg_weights else None, device=device, seed=seed,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-                       workers=workers, amp=amp, time_limit=time_limit)
-    _run_stage("autoencoder", "autoencoder.AutoencoderCoach", "AutoencoderConfig", explicit, out, resume, quiet)
+    explicit = given(data=str(data), model=model, features=str(features) if features else None,
+                     size=_data_size(data, size, model) if not run_options.resume else size, load_size=load_size,
+                     iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, backbone=backbone,
+                     encoder_channels=encoder_channels, style_dim=style_dim, channel_max=channel_max,
+                     region_weight=region_weight, lambda_feat=lambda_feat, lambda_params=lambda_params,
+                     feat_blur=feat_blur, feat_ramp=feat_ramp, lambda_adv=lambda_adv, lambda_aux=lambda_aux,
+                     alpha=alpha, vgg_weights=str(vgg_weights) if vgg_weights else None, **run_options.config())
+    run_stage("autoencoder", "autoencoder.AutoencoderCoach", "AutoencoderConfig", explicit, out, run_options)

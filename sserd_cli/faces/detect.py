@@ -32,13 +32,13 @@ an explicit opt-in, never the default.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import SserdError
+from .face import Face, check_frame  # Face is imported from here by most callers: kept importable here
 
 # Face-frame ratios of the derived points (see the module docstring).
 SUBNASALE_DEPTH = 0.71          # subnasale below the eye line, in eye distances (anthropometric mean)
@@ -50,30 +50,6 @@ LANDMARK_FILES = {
     "5": "shape_predictor_5_face_landmarks.dat",
     "68": "shape_predictor_68_face_landmarks.dat",
 }
-
-
-@dataclass
-class Face:
-    """One detected face.
-
-    ``box``: float32 [4] (x0, y0, x1, y1) in image pixels; ``landmarks``: float32 [5, 2]
-    (left eye, right eye, nose tip, left mouth corner, right mouth corner; "left" is
-    image-left); ``score``: detector confidence (dlib HOG margin, higher is surer);
-    ``raw_landmarks``: the predictor's own points (5 or 68) for callers that want them.
-    """
-
-    box: np.ndarray
-    landmarks: np.ndarray
-    score: float
-    raw_landmarks: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-    @property
-    def area(self) -> float:
-        return float(max(self.box[2] - self.box[0], 0.0) * max(self.box[3] - self.box[1], 0.0))
 
 
 def landmark_model_path(kind: str = "5") -> Path:
@@ -185,7 +161,7 @@ class DlibDetector:
         full-frame pass.  When nothing is found there the full frame is searched,
         so a hint never loses a face.
         """
-        frame_rgb = _check_frame(frame_rgb)
+        frame_rgb = check_frame(frame_rgb)
         if near is not None:
             faces = self._detect_near(frame_rgb, np.asarray(near, dtype=np.float64))
             if faces:
@@ -243,17 +219,6 @@ class DlibDetector:
             ))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
-
-
-def _check_frame(frame: np.ndarray) -> np.ndarray:
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
-        shape = getattr(frame, "shape", None)
-        raise SserdError(f"face detection needs an RGB image of shape [H, W, 3], got {shape}")
-    if frame.dtype != np.uint8:
-        raise SserdError(f"face detection needs a uint8 image, got {frame.dtype}")
-    if not frame.flags["C_CONTIGUOUS"]:
-        frame = np.ascontiguousarray(frame)
-    return frame
 
 
 def create_detector(kind: str = "dlib", model_dir: str | Path | None = None, **options):

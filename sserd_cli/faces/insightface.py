@@ -13,7 +13,7 @@ square (scaled to fit, padded right/bottom); outputs per feature stride
 distances (left, top, right, bottom) and 5 keypoint offsets, both in units of
 the stride, measured from the anchor's cell corner.  Keypoints are
 (left eye, right eye, nose tip, left mouth corner, right mouth corner), the
-same layout as :class:`~sserd_cli.faces.detect.Face`.
+same layout as :class:`~sserd_cli.faces.face.Face`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import SserdError
-from .detect import Face, _check_frame
+from .face import Face, check_frame
 
 _MODEL_GLOBS = ("det_*.onnx", "scrfd*.onnx", "*.onnx")
 
@@ -90,7 +90,7 @@ class InsightFaceDetector:
 
     def detect(self, frame_rgb: np.ndarray, near: np.ndarray | None = None) -> list[Face]:
         """Faces in an RGB uint8 frame, largest first (``near`` is accepted and unused: SCRFD scans fast)."""
-        frame_rgb = _check_frame(frame_rgb)
+        frame_rgb = check_frame(frame_rgb)
         blob, det_scale = self._letterbox(frame_rgb)
         outputs = self._session.run(None, {self._input_name: blob})
         boxes, kps, scores = self._decode(outputs)

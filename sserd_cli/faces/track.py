@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .align import estimate_alignment, invert_affine
-from .detect import Face
+from .face import Face
 
 
 @dataclass

