@@ -12,6 +12,7 @@ streaming pipeline's memory must not grow with the video's length.
     python benchmarks/edit_speed.py --model sserd-synthetic   # the shipped bundle (encoder + CELCL + G)
     python benchmarks/edit_speed.py --model sserd-synthetic --device cuda
     python benchmarks/edit_speed.py --model sserd-synthetic --smooth 0   # codes of each frame alone
+    python benchmarks/edit_speed.py --model sserd-synthetic --render generate   # the render pasted
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> float:
 
 
 def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "identity",
-               device: str = "cpu", smooth: int | None = None) -> tuple[float, int, int]:
+               device: str = "cpu", smooth: int | None = None, render: str = "transfer") -> tuple[float, int, int]:
     from sserd_cli.media.encode import EncodeSettings
     from sserd_cli.pipeline.edit import EditOptions, edit_path
     from sserd_cli.pipeline.models import Target, load_model
@@ -89,7 +90,7 @@ def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "i
     # still runs (and counts) on the first crops, and every frame then goes through the networks
     smoothing = SmoothSettings() if smooth is None else SmoothSettings(radius=smooth)
     report = edit_path(src, dst, model, EditOptions(encode=EncodeSettings(crf=crf, preset=preset), force=True,
-                                                    smooth=smoothing), overwrite=True)
+                                                    smooth=smoothing, render=render), overwrite=True)
     return time.perf_counter() - t0, report.frames, report.edited
 
 
@@ -128,18 +129,19 @@ def main() -> None:
     parser.add_argument("--model", default="identity", help="identity, a bundle path or a shipped bundle's name")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the networks run")
     parser.add_argument("--smooth", type=int, default=None, help="sserd edit's --smooth (default: its default)")
+    parser.add_argument("--render", default="transfer", help="sserd edit's --render: transfer (default) or generate")
     args = parser.parse_args()
     make = clip_maker()
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"speed ({args.model} model on {args.device}, --smooth {args.smooth}, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
+        print(f"speed ({args.model} model on {args.device}, --smooth {args.smooth}, --render {args.render}, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
         for w, h in ((640, 360), (1280, 720)):
             src = make.write_clip(tmp / f"clip{w}.mp4", seconds=args.seconds, size=(w, h), fps=25)
             plain, edit, frames, edited = [], [], 0, 0
             for _ in range(args.repeats):
                 plain.append(timed(lambda: plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)))
                 result = {}
-                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model, args.device, args.smooth)))))
+                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model, args.device, args.smooth, args.render)))))
                 frames, edited = result["n"], result["e"]
             (pw, pc), (ew, ec) = min(plain), min(edit)
             print(f"  {w}x{h}: edit {frames / ew:6.1f} fps ({edited}/{frames} frames edited), "

@@ -30,7 +30,7 @@ def test_every_method_scores_every_clip_and_target_with_both_references(bench):
     summary = bench["json"]["summary"]
     assert set(summary) == {"intra", "cross"}
     for kind in ("intra", "cross"):
-        assert list(summary[kind]) == ["no edit", "reconstruction", "direction edit", "mine"]
+        assert list(summary[kind]) == ["no edit", "reconstruction", "direction edit", "mine (transfer)", "mine"]
         for row in summary[kind].values():
             assert row["cases"] == 2 * len(EMOTIONS)
             assert set(row["accuracy_by_emotion"]) == set(EMOTIONS)
@@ -43,7 +43,7 @@ def test_every_method_scores_every_clip_and_target_with_both_references(bench):
     # a 64 px random generator pasted into the frame changes the face: lower PSNR than the source itself
     recon = [c for c in cases if c["label"] == "reconstruction" and c["emotion"] == "neutral"]
     assert all(r["psnr"] < 30 for r in recon)
-    assert bench["json"]["models"] == {"mine": str(bench["bundle"])}
+    assert bench["json"]["models"] == {"mine (transfer)": str(bench["bundle"]), "mine": str(bench["bundle"])}
     assert bench["json"]["smooth"] == 2  # the edits are smoothed over time as sserd edit's are
 
 
@@ -61,8 +61,8 @@ def test_smooth_zero_scores_per_frame_codes(bench, tmp_path):
 
 def test_contact_sheet_has_a_row_per_target_and_a_column_per_method(bench):
     sheet = cv2.imread(str(bench["root"] / "sheet.png"))
-    # columns: source, reference, no edit, reconstruction, direction edit, mine, true answer
-    assert sheet.shape == (24 + 128 * len(EMOTIONS), 128 * 7, 3)
+    # columns: source, reference, no edit, reconstruction, direction edit, mine (transfer), mine, true answer
+    assert sheet.shape == (24 + 128 * len(EMOTIONS), 128 * 8, 3)
 
 
 def test_held_out_clips_are_kept_and_reused(bench):

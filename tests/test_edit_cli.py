@@ -65,6 +65,10 @@ def test_still_image_in_image_out(media, tmp_path):
     out = tmp_path / "out.png"
     assert run(identity_args(media["face_png"], "--emotion", "angry", "-o", out)) == 0
     src, got = read_image(media["face_png"]), read_image(out)
+    assert np.array_equal(got, src)  # transfer (the default) of a model that moves nothing: the input exactly
+    assert run(identity_args(media["face_png"], "--emotion", "angry", "--render", "generate", "-o", out,
+                             "--overwrite")) == 0
+    got = read_image(out)
     assert got.shape == src.shape
     changed = (src != got).any(axis=-1)
     assert 0 < changed.mean() < 0.25  # only the face region went through warp + paste-back

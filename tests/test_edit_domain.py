@@ -31,7 +31,7 @@ def test_the_default_card_records_its_held_out_range():
 
 def test_real_face_refused_by_the_default_with_one_line_and_nothing_written(tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    assert run(["edit", str(ASTRONAUT), "--emotion", "happy", "-o", str(out), "--quiet"]) == 2
+    assert run(["edit", str(ASTRONAUT), "--emotion", "happy", "--render", "generate", "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
@@ -42,8 +42,8 @@ def test_real_face_refused_by_the_default_with_one_line_and_nothing_written(tmp_
 
 def test_force_edits_anyway_and_says_what_was_measured(tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    assert run(["edit", str(ASTRONAUT), "--emotion", "happy", "--end", "0.3", "--trim", "--force", "-o", str(out),
-                "--quiet"]) == 0
+    assert run(["edit", str(ASTRONAUT), "--emotion", "happy", "--end", "0.3", "--trim", "--force", "--render",
+                "generate", "-o", str(out), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert out.is_file() and err.count("does not know this face") == 1 and "edited anyway (--force)" in err
 

@@ -90,10 +90,27 @@ def test_cli_mistyped_reference_is_one_line_without_the_model_warning(assets, tm
     assert not out.exists()
 
 
+def test_cli_transfer_refuses_an_untrained_models_tearing_field_in_one_line(assets, tmp_path, capsys):
+    """An untrained generator's two renders differ by noise, not by an edit: its motion field would tear the
+    face, so transfer (the default) refuses before anything is written; --force edits anyway and says so."""
+    out = tmp_path / "out.mp4"
+    args = ["edit", str(assets["clip"]), "--model", str(assets["synthetic"]), "--ref", str(assets["face"]),
+            "--device", "cpu", "--batch-size", "4", "-o", str(out), "--quiet"]
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    line = [x for x in err.strip().splitlines() if x.startswith("error:")]
+    assert len(line) == 1 and "cannot carry its edit onto this face" in line[0] and "--render generate" in line[0]
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+    assert run(args + ["--force"]) == 0
+    err = capsys.readouterr().err
+    assert out.is_file() and err.count("cannot carry its edit onto this face") == 1 and "(--force)" in err
+
+
 def test_cli_edit_with_a_bundle(assets, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     code = run(["edit", str(assets["clip"]), "--model", str(assets["synthetic"]), "--ref", str(assets["face"]),
-                "--device", "cpu", "--batch-size", "4", "--strength", "0.5", "-o", str(out), "--quiet"])
+                "--device", "cpu", "--batch-size", "4", "--strength", "0.5", "--render", "generate", "-o", str(out),
+                "--quiet"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert err.count("only on synthetic faces") == 1

@@ -162,7 +162,7 @@ def test_several_spans_with_their_own_targets_in_one_pass(tint, tmp_path, capsys
     second, nothing between them beyond the ramps, one model call per batch."""
     out = tmp_path / "timeline.mp4"
     code = run(["edit", str(BUNDLED), "--model", "tint", "--span", "0:00.4-0:01=happy", "--span",
-                "0:02-0:02.6=sad@0.5", "--ramp", "0", "--lossless", "-o", str(out), "-q"])
+                "0:02-0:02.6=sad@0.5", "--ramp", "0", "--lossless", "--render", "generate", "-o", str(out), "-q"])
     assert code == 0, capsys.readouterr().err
     src, _ = frames_pts(BUNDLED)
     got, _ = frames_pts(out)

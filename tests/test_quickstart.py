@@ -78,21 +78,25 @@ def test_the_face_changes_and_the_background_does_not(edited):
         outside[max(0, y0 - h):y1 + h, max(0, x0 - h):x1 + h] = False  # well clear of the feathered mask
         face_diff.append(diff[inner].mean())
         background_diff.append(diff[outside].mean())
-    # measured: face 22 with the default bundle (2.3 with --model identity, the codec's share alone);
-    # background 1.4 either way: the re-encode of an already lossy clip
-    assert np.mean(face_diff) > 8.0, "the model did not change the face"
+    # measured: face 3.9 with the default (transfer: the brows move, the rest is the face's own pixels; 22 when
+    # the render is pasted), 2.3 with --model identity (the codec's share alone); background 1.4 either way:
+    # the re-encode of an already lossy clip. Whether the emotion shows is the oracle's test below.
+    assert np.mean(face_diff) > 3.2, "the model did not change the face"
     assert max(background_diff) < 2.0, "pixels far from the face changed beyond codec noise"
 
 
 def test_default_bundle_refuses_a_real_face_and_with_force_keeps_the_frame(tmp_path, capfd):
-    """The default model only knows synthetic faces: on the astronaut it refuses (the domain check, see
-    test_edit_domain.py); with --force it runs through, changes only the face and says once what it measured."""
+    """The default model only knows synthetic faces: pasting its render over the astronaut (--render generate)
+    is refused (the domain check, see test_edit_domain.py); with --force it runs through, changes only the face
+    and says once what it measured."""
     src = ROOT / "examples" / "astronaut_talking.mp4"
     out = tmp_path / "astronaut.mp4"
-    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "-o", str(out), "--quiet"]) == 2
+    generate = ["--render", "generate"]
+    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", *generate, "-o", str(out),
+                "--quiet"]) == 2
     assert not out.exists() and "does not know this face" in capfd.readouterr().err
-    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "--force", "-o", str(out),
-                "--quiet"]) == 0
+    assert run(["edit", str(src), "--emotion", "happy", "--end", "0.4", "--trim", "--force", *generate, "-o",
+                str(out), "--quiet"]) == 0
     err = capfd.readouterr().err
     assert err.count("does not know this face") == 1 and "--force" in err
     source, _ = decode(src)

@@ -15,7 +15,8 @@ stored ground truth and its true answer (:mod:`sserd_cli.data.synth.truth`) it m
 * ``agreement``: does the edit change what the truth changes? The cosine between the edit's pixel change and the
   true answer's (edit - source against truth - source, pooled over the frames' face masks), and
   ``mouth_agreement`` the same over the mouth region alone: no texture can fool it (an edit that changes
-  nothing, or changes something else, scores 0); NaN where the truth does not change (a neutral target);
+  nothing, or changes something else, scores 0); NaN where the truth does not change (the source's own
+  emotion as the target: a neutral clip edited to neutral);
 * ``sharpness``: variance of the Laplacian of the edit's face over the source's (1: as sharp);
 * ``flicker``: the edit's frame-to-frame change of the face region (mean absolute grey-level change of the
   aligned crop's centre from one frame to the next) over the true answer's own: 1.0 moves exactly as much as
@@ -193,7 +194,7 @@ class SyntheticEvaluator:
             identity_mae=float(np.abs(reading.identity - identity).mean()),
             identity_cosine=centred_cosine(reading.identity, answer.identity),
             psnr=psnr, ssim=ssim, frechet=frechet, flicker=flicker_ratio(crops, answer_crops),
-            **change_scores(crops, answer_crops, self.source_crops(case.clip)))
+            **change_scores(crops, answer_crops, self.source_crops(case.clip), changes=emotion != spec.emotion))
 
     def evaluate_many(self, cases: Iterable[EditCase]) -> list[SyntheticScores]:
         return [self.evaluate(c) for c in cases]
@@ -221,16 +222,17 @@ def sharpness(crops: np.ndarray, weight: np.ndarray) -> float:
                           for c in crops]))
 
 
-def change_scores(edited: np.ndarray, answer: np.ndarray, source: np.ndarray) -> dict:
+def change_scores(edited: np.ndarray, answer: np.ndarray, source: np.ndarray, changes: bool = True) -> dict:
     """``agreement``, ``mouth_agreement`` and ``sharpness`` of aligned crops (FFHQ framing) against the truth's
-    and the source's (see the module docstring)."""
+    and the source's (see the module docstring); with ``changes`` False (the target is the source's own
+    emotion) there is no change to agree with: the truth differs from the source by the codec alone."""
     from ..faces.mask import face_mask, mouth_mask
 
     size = edited.shape[1]
     face, mouth = face_mask(size), mouth_mask(size)
     base = sharpness(source, face)
-    return {"agreement": change_agreement(edited, answer, source, face),
-            "mouth_agreement": change_agreement(edited, answer, source, mouth),
+    agree = (lambda w: change_agreement(edited, answer, source, w)) if changes else (lambda w: math.nan)
+    return {"agreement": agree(face), "mouth_agreement": agree(mouth),
             "sharpness": sharpness(edited, face) / base if base > 0 else math.nan}
 
 

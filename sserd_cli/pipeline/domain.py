@@ -149,19 +149,17 @@ class TransferCheck:
 
 class TransferGate:
     """The check of transfer rendering inside a running edit, with :class:`DomainGate`'s interface: it sees the
-    first tracked crops, renders their edits once more (a bounded cost) and decides once ``count`` are seen."""
+    first tracked crops, renders their edits once more (a bounded cost) and decides once ``count`` are seen.
+    For latent models (a model with no picture of its own, ``identity``, moves nothing)."""
 
     def __init__(self, model, transfer, force: bool = False, source="", count: int = CROPS):
         self.model, self.transfer, self.force, self.source, self.count = model, transfer, force, source, count
-        from .models import LatentModel
-
-        self.latent = isinstance(model, LatentModel)  # a model with no picture of its own (identity) moves nothing
         self.items: list = []
         self.check: TransferCheck | None = None
 
     @property
     def pending(self) -> bool:
-        return self.latent and self.check is None
+        return self.check is None
 
     def see(self, items) -> None:
         if not self.pending:

@@ -38,7 +38,7 @@ from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from ..faces.transfer import TransferSettings
 from .faces import RENDER_MODES, FaceFollower, FaceSettings, Transfer, crop_and_paste
 from .domain import DomainGate, TransferGate
-from .models import EditModel
+from .models import EditModel, LatentModel
 from .spans import Timeline, describe
 from .stages import END, Pipe, Run, Stopped, feed
 from .temporal import SmoothSettings, TemporalEditor
@@ -304,7 +304,7 @@ def _transfer(model: EditModel, options: EditOptions) -> Transfer | None:
 def _gate(model: EditModel, options: EditOptions, transfer: Transfer | None, source):
     """The check before anything is written: in generate mode, does the model know the face; in transfer mode,
     does the face survive the edit's motion (see :mod:`.domain`)."""
-    if transfer is None:
+    if transfer is None or not isinstance(model, LatentModel):
         return DomainGate(model, options.force, source)
     return TransferGate(model, transfer, options.force, source)
 

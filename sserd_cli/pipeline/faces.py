@@ -19,7 +19,7 @@ from ..faces.detect import (
 from ..faces.mask import face_mask
 from ..faces.paste import paste_back
 from ..faces.track import FaceTracker, TrackerConfig, box_iou
-from ..faces.transfer import Motion, MotionEstimator, TransferSettings, apply_motion, work_alignment
+from ..faces.transfer import Motion, MotionEstimator, TransferSettings, apply_motion
 
 RENDER_MODES = ("transfer", "generate")  # how an edit reaches the frame; see Transfer and paste_item
 
@@ -167,8 +167,7 @@ class Transfer:
 
     def __init__(self, model, settings: TransferSettings = TransferSettings()):
         self.settings = settings
-        self.model_size = int(model.resolution)
-        self.estimator = MotionEstimator(self.model_size, model.zoom, settings)
+        self.estimator = MotionEstimator(int(model.resolution), model.zoom, settings)
 
     def motion(self, recon: np.ndarray, edited: np.ndarray, presence: float = 1.0, source: np.ndarray | None = None):
         return self.estimator.motion(recon, edited, presence, source)
@@ -184,8 +183,7 @@ class Transfer:
 
     def apply(self, item, motion: Motion) -> None:
         """``item.edited``: its frame moved by ``motion``."""
-        m_work = work_alignment(item.m, self.model_size, self.settings.work_size)
-        item.edited = apply_motion(item.rgb, motion, m_work, self.settings.still)
+        item.edited = apply_motion(item.rgb, motion, item.m, self.settings.still)
 
 
 def crop_and_paste(items: list, model, color_match: bool = False, transfer: Transfer | None = None) -> None:

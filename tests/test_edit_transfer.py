@@ -1,0 +1,56 @@
+"""`sserd edit --render`: transfer (the default) carries the model's edit onto the source's own pixels; a real
+face is edited by the shipped default without a refusal, pixels away from the face stay exactly the source's,
+and the flags that do not go with it say so in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from sserd_cli.cli import run
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "examples" / "astronaut_talking.mp4"
+
+
+def frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_unknown_render_mode_and_colour_match_with_transfer_are_one_line(tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    base = ["edit", str(ASTRONAUT), "--emotion", "angry", "--model", "identity", "-o", str(out), "-q"]
+    assert run(base + ["--render", "paint"]) == 2
+    assert "unknown --render 'paint'" in one_error(capsys)
+    assert run(base + ["--color-match"]) == 2
+    assert "--render generate" in one_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+    assert run(base + ["--color-match", "--render", "generate", "--end", "0.2", "--trim"]) == 0
+
+
+def test_the_default_edits_a_real_face_and_leaves_the_rest_exact(tmp_path, capsys):
+    """The astronaut is a real face the default model cannot reconstruct: transfer edits it anyway (no
+    refusal, no warning), and outside the face's neighbourhood every pixel equals the pass-through's."""
+    cut = ["--end", "0.4", "--trim", "--lossless", "-q"]
+    edited, plain = tmp_path / "edited.mp4", tmp_path / "plain.mp4"
+    assert run(["edit", str(ASTRONAUT), "--emotion", "angry", "-o", str(edited), *cut]) == 0
+    assert capsys.readouterr().err == ""
+    assert run(["edit", str(ASTRONAUT), "--emotion", "angry", "--model", "identity", "-o", str(plain), *cut]) == 0
+    a, b = frames(plain), frames(edited)
+    assert len(a) == len(b) == 10
+    changed = np.stack([(x != y).any(axis=2) for x, y in zip(a, b)])
+    assert changed.any(), "the edit moved nothing"
+    ys, xs = np.nonzero(changed.any(axis=0))
+    h, w = changed.shape[1:]
+    # the face (about 100 px tall in this 640x360 clip) and its feathered edge, nothing else
+    assert xs.max() - xs.min() < 0.35 * w and ys.max() - ys.min() < 0.6 * h
+    assert changed.mean() < 0.05
