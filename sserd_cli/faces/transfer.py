@@ -36,12 +36,17 @@ from .mask import face_mask
 from .paste import paste_region
 
 
+_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
 @dataclass(frozen=True)
 class TransferSettings:
     """How an edit is carried onto the source (see the module docstring). Lengths in model pixels (the side of
     the model's crop) unless said otherwise."""
 
     work_size: int = 256          # crop side at which the flow is computed (the renders are upsampled to it)
+    flow_preset: str = "medium"   # OpenCV DIS preset: ultrafast, fast or medium
     flow_smooth: float = 1.5      # Gaussian sigma of the flow: the renders' own texture noise out
     max_flow: float = 0.5         # largest displacement, in eye distances (a bound no real edit comes near)
     shrink: float = 0.06          # taken off every displacement: the flow's noise floor moves nothing
@@ -50,13 +55,15 @@ class TransferSettings:
     residual_luma: float = 28.0   # per-pixel bound of the residual's luminance, grey levels
     residual_chroma: float = 10.0  # ... and of its colour part (each channel's difference from the luminance)
     eye_guard: bool = True        # no residual on the eyes themselves
-    trust_from: float = 6.0       # grey levels of local reconstruction error up to which the residual is trusted
-    trust_to: float = 16.0        # ... and from which it is dropped, on the mouth (see the module docstring)
+    trust_from: float = 4.0       # grey levels of local reconstruction error up to which the residual is trusted
+    trust_to: float = 12.0        # ... and from which it is dropped, on the mouth (see the module docstring)
     still: float = 0.02           # frame pixels: a smaller displacement is no motion (exact source pixels)
 
     def __post_init__(self):
         if not 32 <= self.work_size <= 1024:
             raise ValueError(f"work_size must be 32..1024, got {self.work_size}")
+        if self.flow_preset not in _DIS_PRESETS:
+            raise ValueError(f"flow_preset must be one of {', '.join(_DIS_PRESETS)}, got {self.flow_preset!r}")
         if self.max_flow <= 0:
             raise ValueError(f"max_flow must be positive, got {self.max_flow}")
 
@@ -100,7 +107,7 @@ class MotionEstimator:
         size = self.model_size = int(model_size)
         self.zoom = float(zoom)
         self.scale = settings.work_size / size
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[settings.flow_preset])
         self.mask = face_mask(size, zoom)
         self.eye_distance = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0]) * zoom * size
         self.keep_residual = self.mask * (1.0 - eye_mask(size, zoom)) if settings.eye_guard else self.mask

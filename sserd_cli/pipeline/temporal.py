@@ -6,8 +6,9 @@ is averaged over a centred window of ``radius`` frames each side (Gaussian weigh
 window ends at the edges of a stretch of tracked frames, it never reaches across a frame without a face):
 
 - the emotion code w_e: the target does not change from frame to frame, so neither should the edit;
-- the face code w_s, row by row, in proportion to how little each row moves the mouth. That is measured on
-  the clip's own first tracked frames (:func:`mouth_changes`, on the first batch, and on up to
+- the face code w_s, row by row, in proportion to how little each row moves the mouth. That is read from the
+  bundle's card where it records it (:func:`card_mouth_shares`), else measured on the clip's own first tracked
+  frames (:func:`mouth_changes`, on the first batch, and on up to
   :data:`PROBE_BATCHES` while no row stands out), so it holds for any bundle: the row that moves the mouth
   most keeps its per-frame value, a row that moves it a quarter as much is smoothed three quarters of the
   way, and the lips follow the speech frame by frame. (Keeping the square root of the share instead cost as
@@ -127,6 +128,30 @@ def mouth_changes(model: LatentModel, w_s) -> np.ndarray:
     return np.asarray(change)
 
 
+def card_mouth_shares(model) -> np.ndarray | None:
+    """The mouth probe's shares a bundle's card records (``smoothing.mouth_shares``, measured once on clips of its
+    own world by ``examples/card_mouth_shares.py``), or None: then each clip is probed. The row that moves the
+    mouth is the generator's, not the clip's; probing it on every clip cost up to 3 probes (about 0.5-1.2 s on
+    2 CPU cores) on a face the model does not know, where no row stands out."""
+    card = getattr(getattr(model, "bundle", None), "card", None) or {}
+    shares = (card.get("smoothing") or {}).get("mouth_shares") if isinstance(card.get("smoothing"), dict) else None
+    if not isinstance(shares, list) or not shares or not all(isinstance(v, (int, float)) for v in shares):
+        return None
+    shares = np.asarray(shares, dtype=np.float64)
+    if len(shares) != int(card.get("n_latent", len(shares))) or not np.isfinite(shares).all() or shares.max() <= 0:
+        return None
+    return shares / shares.max()
+
+
+def measure_mouth_shares(model: LatentModel, batches) -> np.ndarray:
+    """:func:`mouth_changes` summed over batches of uint8 crops [B, S, S, 3] (consecutive frames each) and
+    divided by the largest: what :func:`card_mouth_shares` reads."""
+    total = 0.0
+    for crops in batches:
+        total = total + mouth_changes(model, model.encode(crops).float())
+    return np.asarray(total) / max(float(np.max(total)), 1e-12)
+
+
 @dataclass
 class _Coded:
     item: object            # the FrameItem
@@ -157,6 +182,12 @@ class TemporalEditor:
         self.keep = None                       # the shares as a [n_latent, 1] tensor on the model's device
         self.probes = 0
         self.probing = True
+        known = card_mouth_shares(model) if self.latent and settings.face_code else None
+        if known is not None:  # the bundle's own measure: no probe renders in this run
+            import torch
+
+            self.shares, self.probing = known, False
+            self.keep = torch.from_numpy(known).float().to(model.device)[:, None]
         self.incoming: list = []             # items waiting for a batch (plain mode: for a batch edit)
         self.to_render: list = []            # (_Coded, smoothed w_s, edited W+ code) ready for G
         self.done: list = []
