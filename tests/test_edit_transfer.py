@@ -54,3 +54,45 @@ def test_the_default_edits_a_real_face_and_leaves_the_rest_exact(tmp_path, capsy
     # the face (about 100 px tall in this 640x360 clip) and its feathered edge, nothing else
     assert xs.max() - xs.min() < 0.35 * w and ys.max() - ys.min() < 0.6 * h
     assert changed.mean() < 0.05
+
+
+def test_the_paste_stage_carries_out_exactly_what_transfer_would():
+    """The pipeline hands each item's renders to a paste stage of its own (DeferredTransfer): the frame it
+    makes there is the one Transfer.paste makes at once."""
+    from skimage import data as skdata
+
+    from sserd_cli.faces.align import estimate_alignment, warp_to_crop
+    from sserd_cli.pipeline.edit import FrameItem
+    from sserd_cli.pipeline.faces import DeferredTransfer, Transfer
+    from sserd_cli.pipeline.models import IdentityModel
+
+    rgb = skdata.astronaut()
+    m = estimate_alignment(np.array([[186, 112], [244, 112], [214, 150], [192, 178], [238, 178]], float), 64)
+    crop = warp_to_crop(rgb, m, 64)
+    edited = np.roll(crop, 1, axis=0)  # a small downward shift: some motion to carry
+    model = IdentityModel(64)
+    now, later = FrameItem(0, None, rgb, m), FrameItem(0, None, rgb, m)
+    Transfer(model).paste(now, crop, edited, crop)
+    deferred = DeferredTransfer(model)
+    deferred.paste(later, crop, edited, crop)
+    assert later.edited is None and later.transfer_job is not None
+    deferred.finish(later)
+    assert later.transfer_job is None and np.array_equal(later.edited, now.edited)
+    assert not np.array_equal(now.edited, rgb)
+
+
+def test_a_card_that_records_the_mouth_rows_spares_the_probe(monkeypatch):
+    """The default bundle's card records which W+ rows move the mouth: the editor uses them and renders no
+    probe; a card without them (or with a wrong length) is probed as before."""
+    import sserd_cli.pipeline.temporal as temporal
+    from sserd_cli.pipeline.models import load_model
+
+    model = load_model("sserd-synthetic", "cpu")
+    shares = temporal.card_mouth_shares(model)
+    assert shares is not None and len(shares) == model.bundle.card["n_latent"] and shares.max() == 1.0
+    assert int(np.argmax(shares)) == 6  # the jaw's row of the default generator
+    editor = temporal.TemporalEditor(model)
+    assert not editor.probing and np.array_equal(editor.shares, shares)
+    card = dict(model.bundle.card, smoothing={"mouth_shares": [1.0, 0.5]})
+    monkeypatch.setattr(model.bundle, "card", card)
+    assert temporal.card_mouth_shares(model) is None and temporal.TemporalEditor(model).probing

@@ -36,7 +36,7 @@ from ..media.frames import FrameConverter
 from ..media.image import read_still, write_still
 from ..media.probe import VIDEO_SUFFIXES, is_image_path, probe_video
 from ..faces.transfer import TransferSettings
-from .faces import RENDER_MODES, FaceFollower, FaceSettings, Transfer, crop_and_paste
+from .faces import RENDER_MODES, DeferredTransfer, FaceFollower, FaceSettings, Transfer, crop_and_paste
 from .domain import DomainGate, TransferGate
 from .models import EditModel, LatentModel
 from .spans import Timeline, describe
@@ -96,6 +96,7 @@ class FrameItem:
     edited: np.ndarray | None = None
     presence: float = 1.0  # how much of the model's face is blended in (see spans.Timeline.at)
     weights: np.ndarray | None = None  # strength towards each target; None: 1 towards the only one
+    transfer_job: tuple | None = None  # (plain render, edited render, source crop) for the paste stage
 
 
 def edit_path(source: str | Path, output: str | Path, model: EditModel, options: EditOptions = EditOptions(), *,
@@ -172,11 +173,17 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             writer = VideoWriter(temp, info, options.encode, start=options.start, note=lambda s: _say(note, report, s))
             decoded = Pipe(run, options.pipe_frames)
             located = Pipe(run, options.pipe_frames)
+            modelled = Pipe(run, options.pipe_frames)
             done = Pipe(run, options.pipe_frames)
             run.start("decode", lambda: feed(run, _decoded_items(info, options, in_span), decoded))
             run.start("faces", lambda: _face_stage(run, decoded, located, options, model))
+            # transfer's flow and warp run in a stage of their own, beside the next batch's networks
+            deferred = _transfer(model, options, DeferredTransfer)
             gate = _gate(model, options, _transfer(model, options), info.path)
-            run.start("model", lambda: _model_stage(run, located, done, model, options, gate))
+            run.start("model", lambda: _model_stage(run, located, modelled if deferred else done, model, options,
+                                                    gate, deferred))
+            if deferred is not None:
+                run.start("paste", lambda: _paste_stage(run, modelled, done, deferred))
             converter = FrameConverter()
             for item in _drain(run, done):
                 if observer is not None:
@@ -295,10 +302,11 @@ def _spans_text(timeline: Timeline) -> str:
     return "the spans " + ", ".join(describe(s) for s in timeline.spans)
 
 
-def _transfer(model: EditModel, options: EditOptions) -> Transfer | None:
+def _transfer(model: EditModel, options: EditOptions, kind: type = Transfer) -> Transfer | None:
+    """A ``kind`` of :class:`Transfer` for a transfer run (one per thread that uses it), None to generate."""
     if options.render not in RENDER_MODES:
         raise SserdError(f"unknown render mode '{options.render}': use {' or '.join(RENDER_MODES)}")
-    return Transfer(model, options.transfer) if options.render == "transfer" else None
+    return kind(model, options.transfer) if options.render == "transfer" else None
 
 
 def _gate(model: EditModel, options: EditOptions, transfer: Transfer | None, source):
@@ -309,14 +317,21 @@ def _gate(model: EditModel, options: EditOptions, transfer: Transfer | None, sou
     return TransferGate(model, transfer, options.force, source)
 
 
-def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions, gate) -> None:
-    editor = TemporalEditor(model, options.smooth, options.batch_size, options.color_match, gate,
-                            _transfer(model, options))  # its own: the flow object is not shared across threads
+def _model_stage(run: Run, inbox: Pipe, outbox: Pipe, model: EditModel, options: EditOptions, gate,
+                 transfer: Transfer | None = None) -> None:
+    editor = TemporalEditor(model, options.smooth, options.batch_size, options.color_match, gate, transfer)
     for item in inbox:
         for ready in editor.push(item):
             outbox.put(ready)
     for ready in editor.finish():
         outbox.put(ready)
+    outbox.put(END)
+
+
+def _paste_stage(run: Run, inbox: Pipe, outbox: Pipe, transfer: "DeferredTransfer") -> None:
+    for item in inbox:
+        transfer.finish(item)
+        outbox.put(item)
     outbox.put(END)
 
 

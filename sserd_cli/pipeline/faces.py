@@ -186,6 +186,21 @@ class Transfer:
         item.edited = apply_motion(item.rgb, motion, item.m, self.settings.still)
 
 
+class DeferredTransfer(Transfer):
+    """A :class:`Transfer` whose :meth:`paste` only hands the renders to the item, for :meth:`finish` to carry out
+    in another thread (the edit pipeline's paste stage): the flow and the warp then overlap the next batch's
+    networks. Its own flow object is used by that thread alone."""
+
+    def paste(self, item, recon: np.ndarray, edited: np.ndarray, source: np.ndarray | None = None) -> None:
+        item.transfer_job = (recon, edited, source)
+
+    def finish(self, item) -> None:
+        job = getattr(item, "transfer_job", None)
+        if job is not None:
+            item.transfer_job = None
+            super().paste(item, *job)
+
+
 def crop_and_paste(items: list, model, color_match: bool = False, transfer: Transfer | None = None) -> None:
     """Edit the items that have an alignment: one batched model call, then paste each crop back, or carry
     each edit onto its frame with ``transfer``.
