@@ -233,7 +233,7 @@ def contact_sheet(result: BenchmarkResult, labels: list[str]) -> np.ndarray:
     by = {(s["emotion"], s["label"]): s["crop"] for s in result.sheet}
     head = np.full((24, SHEET_TILE * len(columns), 3), 255, np.uint8)
     for j, name in enumerate(columns):
-        cv2.putText(head, name[:20], (j * SHEET_TILE + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(head, name[:18], (j * SHEET_TILE + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     rows = [head]
     for emotion in result.config.emotions:
         if (emotion, "source") not in by:
