@@ -1,14 +1,17 @@
 """`sserd edit` as one streaming process: frames -> faces -> model batches -> paste-back -> encoder.
 
-Four stages overlap in threads joined by bounded pipes (see :mod:`.stages`):
+Four stages (five with transfer rendering) overlap in threads joined by bounded pipes (see :mod:`.stages`):
 
 1. decode (PyAV, FFmpeg's own threads): frames with their pts, turned upright by the rotation metadata,
    each with the edit's presence and per-target strengths at its time (see :mod:`.spans`);
 2. faces: detect the main face, track and smooth its alignment over a bounded look-ahead window, in the
    frames some span reaches (the others need no face work);
 3. model: aligned crops in batches through the model, their codes smoothed over a bounded look-ahead
-   (see :mod:`.temporal`), pasted back with a feathered mask;
-4. encode (the calling thread): frames without a face (or outside every span) are re-encoded from the
+   (see :mod:`.temporal`); with ``--render generate`` the render is pasted back with a feathered mask here;
+4. paste (``--render transfer``, the default): the motion from each frame's plain render to its edited one,
+   and a bounded residual, carried onto the frame's own pixels (see :mod:`sserd_cli.faces.transfer`), beside
+   the next batch's networks;
+5. encode (the calling thread): frames without a face (or outside every span) are re-encoded from the
    decoded frame itself, audio and subtitle packets are copied alongside, all into a temporary file that
    is renamed at the end.
 
