@@ -30,7 +30,8 @@ def test_every_method_scores_every_clip_and_target_with_both_references(bench):
     summary = bench["json"]["summary"]
     assert set(summary) == {"intra", "cross"}
     for kind in ("intra", "cross"):
-        assert list(summary[kind]) == ["no edit", "reconstruction", "direction edit", "mine (transfer)", "mine"]
+        assert list(summary[kind]) == ["true answer", "no edit", "reconstruction", "direction edit", "mine (transfer)",
+                                         "mine"]
         for row in summary[kind].values():
             assert row["cases"] == 2 * len(EMOTIONS)
             assert set(row["accuracy_by_emotion"]) == set(EMOTIONS)
@@ -45,6 +46,19 @@ def test_every_method_scores_every_clip_and_target_with_both_references(bench):
     assert all(r["psnr"] < 30 for r in recon)
     assert bench["json"]["models"] == {"mine (transfer)": str(bench["bundle"]), "mine": str(bench["bundle"])}
     assert bench["json"]["smooth"] == 2  # the edits are smoothed over time as sserd edit's are
+
+
+def test_the_true_answer_row_is_the_ceiling_and_speech_is_scored_against_it(bench):
+    """Speech against the true answer (the same phonemes with the target emotion's mouth): the truth's own row
+    has no error there and agrees with itself; no edit keeps the source's mouth and changes nothing."""
+    rows = bench["json"]["summary"]["cross"]
+    truth, no_edit = rows["true answer"], rows["no edit"]
+    assert truth["mouth_open_vs_truth"] == 0.0 and truth["lip_round_vs_truth"] == 0.0
+    assert truth["agreement"] == 1.0 and truth["emotion_accuracy"] == 1.0
+    assert no_edit["agreement"] == 0.0 and no_edit["mouth_open_vs_truth"] > 0.0
+    for row in rows.values():
+        assert set(row["by_emotion"]) == set(EMOTIONS)
+        assert row["by_emotion"]["neutral"]["agreement"] is None  # the truth of the source's own emotion: no change
 
 
 def test_smooth_zero_scores_per_frame_codes(bench, tmp_path):

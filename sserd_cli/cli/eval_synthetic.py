@@ -16,7 +16,9 @@ from .timeline import SMOOTH_MAX, SMOOTH_RADIUS
 
 COLUMNS = (("emotion_accuracy", "emotion accuracy ↑", "{:.3f}"), ("target_probability", "p(target) ↑", "{:.3f}"),
            ("expression_mae", "expression MAE ↓", "{:.3f}"), ("mouth_open_mae", "mouth-open MAE vs source ↓", "{:.3f}"),
-           ("lip_round_mae", "lip-round MAE vs source ↓", "{:.3f}"), ("identity_mae", "identity MAE ↓", "{:.3f}"),
+           ("lip_round_mae", "lip-round MAE vs source ↓", "{:.3f}"),
+           ("mouth_open_vs_truth", "mouth-open MAE vs truth ↓", "{:.3f}"),
+           ("lip_round_vs_truth", "lip-round MAE vs truth ↓", "{:.3f}"), ("identity_mae", "identity MAE ↓", "{:.3f}"),
            ("identity_cosine", "identity cosine ↑", "{:.3f}"), ("psnr", "PSNR dB ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"),
            ("frechet", "Fréchet (oracle) ↓", "{:.3f}"), ("flicker", "flicker vs truth (1 = as smooth) ↓", "{:.2f}"),
            ("agreement", "change agreement with truth ↑", "{:.3f}"),
@@ -104,7 +106,8 @@ def synthetic(
     say(results["legend"])
 
 
-LEGEND = ("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech (was it kept?); "
+LEGEND = ("emotion/expression: read by the oracle vs the target; mouth/lip: vs the source's speech (was it kept?) "
+          "and vs the true answer's (the same speech with the target emotion's mouth); "
           "identity, PSNR, SSIM, Fréchet: vs the true answer (aligned face crops); flicker: the face's frame-to-frame "
           "change over the true answer's.")
 
@@ -160,6 +163,27 @@ def _metric_table(title: str, labels: list[str], counts: list[str], rows: list[d
     return table
 
 
+def _emotion_table(rows: dict):
+    """Per target emotion (cross-identity references): each row's change agreement with the truth and its
+    mouth-opening error against the true answer's mouth."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text("per emotion (another identity): change agreement with truth ↑ / mouth-open MAE vs "
+                             "truth ↓"), title_justify="left")
+    table.add_column("target")
+    for name in rows:
+        table.add_column(Text(str(name)), justify="right", overflow="fold")
+    emotions = list(next(iter(rows.values()))["by_emotion"])
+    for emotion in emotions:
+        cells = []
+        for row in rows.values():
+            v = row["by_emotion"].get(emotion, {})
+            cells.append(f"{_fmt('{:.2f}', v.get('agreement'))} / {_fmt('{:.3f}', v.get('mouth_open_vs_truth'))}")
+        table.add_row(emotion, *cells)
+    return table
+
+
 def _parse_models(specs: List[str]) -> list[tuple[str | None, str]]:
     out = []
     for spec in specs:
@@ -181,8 +205,8 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
     import tempfile
 
     from ..bundles import load_bundle
-    from ..metrics.benchmark import (DIRECTION, NO_EDIT, RECONSTRUCTION, BenchmarkConfig, Method, contact_sheet,
-                                     run_benchmark)
+    from ..metrics.benchmark import (DIRECTION, NO_EDIT, RECONSTRUCTION, TRUE_ANSWER, BenchmarkConfig, Method,
+                                     contact_sheet, run_benchmark)
     from ..metrics.synthetic import SyntheticEvaluator
     from ..pipeline.models import DirectionModel, ReconstructionModel, SserdModel
     from ..pipeline.temporal import SmoothSettings
@@ -198,7 +222,7 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
     bundles = [(name, load_bundle(path)) for name, path in _parse_models(specs)]
     first = bundles[0][1]
     first.require("encoder")
-    methods = [Method(NO_EDIT, None, reference_free=True),
+    methods = [Method(TRUE_ANSWER, None, by_emotion=True), Method(NO_EDIT, None, reference_free=True),
                Method(RECONSTRUCTION, ReconstructionModel(first, dev), reference_free=True)]
     if first.has("directions"):
         methods.append(Method(DIRECTION, DirectionModel(first, dev), by_emotion=True))
@@ -208,8 +232,8 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
         model_ = SserdModel(bundle, dev)
         for mode in renders:  # the generate row keeps the bundle's name, as in earlier results
             methods.append(Method(label if mode == "generate" else f"{label} (transfer)", model_, render=mode))
-    labels = [m.label for m in methods]
-    if len(set(labels)) != len(labels):
+    labels = [m.label for m in methods if m.label != TRUE_ANSWER]  # the sheet shows the truth in its own column
+    if len(set(labels)) != len(labels) or TRUE_ANSWER in [m.label for m in methods[1:]]:
         raise SserdError(f"two rows share a name ({', '.join(labels)}): name them with --model LABEL=PATH")
     config = BenchmarkConfig(speakers=speakers, duration=duration, crop_size=crop_size)
     evaluator = SyntheticEvaluator(oracle, crop_size=crop_size)
@@ -230,6 +254,7 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
         tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {len(config.emotions)} targets, "
                                     f"reference of {who} ({kind})", list(rows),
                                     [str(r["cases"]) for r in rows.values()], list(rows.values()), "cases"))
+    tables.append(_emotion_table(summary["cross"]))
     data = {"config": dataclasses.asdict(config), "smooth": smooth, "renders": list(renders),
             "oracle": str(evaluator.oracle.path),
             "models": {m.label: str(m.model.bundle.path) for m in methods if isinstance(m.model, SserdModel)},

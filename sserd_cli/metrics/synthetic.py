@@ -6,7 +6,9 @@ stored ground truth and its true answer (:mod:`sserd_cli.data.synth.truth`) it m
 * ``emotion_accuracy``: fraction of edited frames the oracle reads as the target emotion;
 * ``expression_mae``: oracle expression controls of the edit vs. the target's true controls;
 * ``mouth_open_mae`` / ``lip_round_mae``: oracle speech controls of the edit vs. the *source*
-  ground truth (was the speech kept?);
+  ground truth (was the speech kept?); ``mouth_open_vs_truth`` / ``lip_round_vs_truth``: the same readings
+  against the oracle's reading of the true answer, the same phonemes spoken with the target emotion (does the
+  mouth do what the emotion's mouth does? A smile changes the opening and rounding legitimately);
 * ``identity_mae``: oracle identity parameters of the edit vs. the true identity, and
   ``identity_cosine`` between oracle identity readings of the edit and of the true answer;
 * ``psnr`` / ``ssim``: aligned face crops of the edit vs. the true answer (same crop transform for
@@ -72,6 +74,8 @@ class SyntheticScores:
     flicker: float = math.nan
     agreement: float = math.nan
     mouth_agreement: float = math.nan
+    mouth_open_vs_truth: float = math.nan
+    lip_round_vs_truth: float = math.nan
     sharpness: float = math.nan
 
     def to_dict(self) -> dict:
@@ -87,7 +91,7 @@ class SyntheticScores:
 
 METRIC_NAMES = ("emotion_accuracy", "target_probability", "expression_mae", "mouth_open_mae", "lip_round_mae",
                 "identity_mae", "identity_cosine", "psnr", "ssim", "frechet", "flicker", "agreement",
-                "mouth_agreement", "sharpness")
+                "mouth_agreement", "sharpness", "mouth_open_vs_truth", "lip_round_vs_truth")
 
 
 def resolve_truth(path: str | Path) -> Path:
@@ -191,6 +195,8 @@ class SyntheticEvaluator:
             expression_mae=float(np.abs(reading.expression - target_expr).mean()),
             mouth_open_mae=float(np.abs(reading.speech[:, 0] - source_speech[:, 0]).mean()),
             lip_round_mae=float(np.abs(reading.speech[:, 1] - source_speech[:, 1]).mean()),
+            mouth_open_vs_truth=float(np.abs(reading.speech[:, 0] - answer.speech[:, 0]).mean()),
+            lip_round_vs_truth=float(np.abs(reading.speech[:, 1] - answer.speech[:, 1]).mean()),
             identity_mae=float(np.abs(reading.identity - identity).mean()),
             identity_cosine=centred_cosine(reading.identity, answer.identity),
             psnr=psnr, ssim=ssim, frechet=frechet, flicker=flicker_ratio(crops, answer_crops),
