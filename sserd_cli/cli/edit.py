@@ -29,6 +29,10 @@ Examples:
 
   sserd edit examples/clips/speaker_a.mp4 --ref examples/refs/angry.png -o out.mp4   (the bundled example)
 
+  sserd edit examples/astronaut_talking.mp4 --emotion angry -o out.mp4   (a real face: the edit moves its own pixels)
+
+  sserd edit examples/clips/speaker_a.mp4 --emotion angry --render generate -o pasted.mp4   (the model's render pasted)
+
   sserd edit examples/astronaut_talking.mp4 --emotion happy --model identity -o out.mp4   (no face change)
 """
 
@@ -72,8 +76,9 @@ def edit(
                                       "(your SCRFD .onnx models from --face-models; needs onnxruntime)."),
     face_models: Path | None = typer.Option(None, "--face-models", help="Folder with the insightface SCRFD "
                                             "detector model (det_*.onnx or scrfd*.onnx)."),
-    force: bool = typer.Option(False, "--force", help="Edit even a face the model does not know (by default a "
-                               "source whose first face crops the model cannot reconstruct is refused)."),
+    force: bool = typer.Option(False, "--force", help="Edit even where the check before editing refuses: with "
+                               "transfer, a motion field that would tear the face; with generate, a face the model "
+                               "cannot reconstruct."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary (warnings and errors only)."),
 ) -> None:
