@@ -96,3 +96,17 @@ def test_a_card_that_records_the_mouth_rows_spares_the_probe(monkeypatch):
     card = dict(model.bundle.card, smoothing={"mouth_shares": [1.0, 0.5]})
     monkeypatch.setattr(model.bundle, "card", card)
     assert temporal.card_mouth_shares(model) is None and temporal.TemporalEditor(model).probing
+
+
+def test_a_span_edited_by_transfer_leaves_every_other_frame_exact(tmp_path):
+    """Transfer with a span and no ramp: frames outside the span are the pass-through's exactly, frames inside
+    are moved (the Quick start clip, the shipped default)."""
+    clip = ROOT / "examples" / "clips" / "speaker_a.mp4"
+    edited, plain = tmp_path / "span.mp4", tmp_path / "plain.mp4"
+    span = ["--span", "0.4-0.8", "--ramp", "0", "--lossless", "-q"]
+    assert run(["edit", str(clip), "--emotion", "angry", "-o", str(edited), *span]) == 0
+    assert run(["edit", str(clip), "--emotion", "angry", "--model", "identity", "-o", str(plain), *span]) == 0
+    a, b = frames(plain), frames(edited)
+    assert len(a) == len(b) == 75
+    moved = [i for i, (x, y) in enumerate(zip(a, b)) if (x != y).any()]
+    assert moved == list(range(10, 20))
