@@ -110,3 +110,11 @@ def test_a_span_edited_by_transfer_leaves_every_other_frame_exact(tmp_path):
     assert len(a) == len(b) == 75
     moved = [i for i, (x, y) in enumerate(zip(a, b)) if (x != y).any()]
     assert moved == list(range(10, 20))
+
+
+def test_the_transfer_check_judges_the_models_own_edit_not_the_users_strength(tmp_path):
+    """At --strength 2 the field is twice as long, but the check measures the model's edit at strength 1: the
+    strength a user asks for is not a reason to refuse."""
+    out = tmp_path / "strong.mp4"
+    assert run(["edit", str(ASTRONAUT), "--emotion", "surprised", "--strength", "2", "--end", "0.3", "--trim",
+                "-o", str(out), "-q"]) == 0

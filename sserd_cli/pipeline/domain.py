@@ -119,10 +119,10 @@ def check_source(source, crops: np.ndarray, model, force: bool) -> DomainCheck |
 
 
 # Transfer rendering moves the source's own face, so it does not need the model to reconstruct it: what it
-# needs is a motion field that a face survives. The first crops' fields are measured (at full strength) and a
-# source is refused only where they would tear the face: displacements near the field's bound (a real edit
-# moves brows and lips a small fraction of the eye distance: 0.03-0.15 on the default model, on real and
-# synthetic faces alike) or a warp that folds over.
+# needs is a motion field that a face survives. The first crops' fields are measured (at strength 1: the model's
+# own edit) and a source is refused only where they would tear the face: displacements near the field's bound
+# (the default model's largest is 0.05-0.19 eye distances on the bundled clips, the astronaut and a MEAD
+# speaker, with no fold) or a warp that folds over.
 MAX_DISPLACEMENT = 0.35   # eye distances, the median over the crops of each field's largest displacement
 MAX_FOLD = 0.01           # share of a field's pixels where the warp folds over (median over the crops)
 
@@ -176,7 +176,10 @@ class TransferGate:
         from .faces import aligned_crops, batch_weights
 
         crops = aligned_crops(self.items, self.model.resolution)
-        recon, edited = self.model.edit_pair(crops, batch_weights(self.items))
+        weights = batch_weights(self.items)
+        if weights is not None:  # the model's own edit, at strength 1: the user's --strength is the user's choice
+            weights = weights / np.maximum(np.abs(weights).max(axis=1, keepdims=True), 1e-12)
+        recon, edited = self.model.edit_pair(crops, weights)
         eye = self.transfer.estimator.eye_distance
         moved, folds = [], []
         for r, e in zip(recon, edited):
