@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 import av
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +79,8 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> float:
 
 
 def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "identity",
-               device: str = "cpu", smooth: int | None = None, render: str = "transfer") -> tuple[float, int, int]:
+               device: str = "cpu", smooth: int | None = None, render: str = "transfer",
+               stages: dict | None = None) -> tuple[float, int, int]:
     from sserd_cli.media.encode import EncodeSettings
     from sserd_cli.pipeline.edit import EditOptions, edit_path
     from sserd_cli.pipeline.models import Target, load_model
@@ -91,6 +94,8 @@ def sserd_edit(src: Path, dst: Path, crf: int, preset: str, model_name: str = "i
     smoothing = SmoothSettings() if smooth is None else SmoothSettings(radius=smooth)
     report = edit_path(src, dst, model, EditOptions(encode=EncodeSettings(crf=crf, preset=preset), force=True,
                                                     smooth=smoothing, render=render), overwrite=True)
+    if stages is not None:
+        stages.update(report.stages)  # seconds each pipeline thread worked (see sserd_cli.pipeline.stages)
     return time.perf_counter() - t0, report.frames, report.edited
 
 
@@ -130,23 +135,36 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the networks run")
     parser.add_argument("--smooth", type=int, default=None, help="sserd edit's --smooth (default: its default)")
     parser.add_argument("--render", default="transfer", help="sserd edit's --render: transfer (default) or generate")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     make = clip_maker()
+    report = {"model": args.model, "device": args.device, "smooth": args.smooth, "render": args.render,
+              "crf": args.crf, "preset": args.preset, "seconds": args.seconds, "cpus": os.cpu_count(),
+              "torch_threads": torch.get_num_threads(), "speed": {}, "memory": {}}
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp:
         tmp = Path(tmp)
         print(f"speed ({args.model} model on {args.device}, --smooth {args.smooth}, --render {args.render}, libx264 crf {args.crf} preset {args.preset}, {args.seconds:g} s clips)")
         for w, h in ((640, 360), (1280, 720)):
             src = make.write_clip(tmp / f"clip{w}.mp4", seconds=args.seconds, size=(w, h), fps=25)
-            plain, edit, frames, edited = [], [], 0, 0
+            plain, edit, frames, edited, profiles = [], [], 0, 0, []
             for _ in range(args.repeats):
                 plain.append(timed(lambda: plain_transcode(src, tmp / "plain.mp4", args.crf, args.preset)))
-                result = {}
-                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model, args.device, args.smooth, args.render)))))
+                result, stages = {}, {}
+                edit.append(timed(lambda: result.update(zip(("t", "n", "e"), sserd_edit(src, tmp / "edit.mp4", args.crf, args.preset, args.model, args.device, args.smooth, args.render, stages)))))
                 frames, edited = result["n"], result["e"]
+                profiles.append(stages)
             (pw, pc), (ew, ec) = min(plain), min(edit)
+            best = profiles[edit.index(min(edit))]
             print(f"  {w}x{h}: edit {frames / ew:6.1f} fps ({edited}/{frames} frames edited), "
                   f"plain decode+encode {frames / pw:6.1f} fps, ratio {ew / pw:4.2f} (CPU time ratio {ec / pc:4.2f})")
+            print("    busy ms a frame per pipeline thread: "
+                  + ", ".join(f"{name} {1000 * s / max(frames, 1):.1f}" for name, s in best.items()))
+            report["speed"][f"{w}x{h}"] = {"edit_fps": frames / ew, "plain_fps": frames / pw, "ratio": ew / pw,
+                                           "cpu_ratio": ec / pc, "frames": frames, "edited": edited,
+                                           "stage_ms_per_frame": {k: 1000 * v / max(frames, 1) for k, v in best.items()}}
         if args.skip_memory:
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=1) + "\n")
             return
         print("peak RSS (640x360, each edit in a fresh process)")
         rows = {}
@@ -157,6 +175,9 @@ def main() -> None:
             print(f"  {seconds:2d} s clip: {r['frames']} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
         growth = rows[60]["peak_rss_mib"] / rows[10]["peak_rss_mib"] - 1
         print(f"  60 s vs 10 s: {100 * growth:+.1f} %")
+        report["memory"] = {f"{s}s": r for s, r in rows.items()}
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

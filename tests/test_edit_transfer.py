@@ -118,3 +118,21 @@ def test_the_transfer_check_judges_the_models_own_edit_not_the_users_strength(tm
     out = tmp_path / "strong.mp4"
     assert run(["edit", str(ASTRONAUT), "--emotion", "surprised", "--strength", "2", "--end", "0.3", "--trim",
                 "-o", str(out), "-q"]) == 0
+
+
+def test_the_report_says_how_long_each_pipeline_stage_worked(tmp_path):
+    """The speed profile: every stage thread's busy time (its wall time less its waits on the pipes), the
+    paste stage among them with transfer; none longer than the edit itself."""
+    from sserd_cli.pipeline.edit import EditOptions, edit_path
+    from sserd_cli.pipeline.models import Target, load_model
+
+    model = load_model("sserd-synthetic", "cpu")
+    model.set_target(Target(emotion="angry"))
+    report = edit_path(ROOT / "examples" / "clips" / "speaker_a.mp4", tmp_path / "out.mp4", model,
+                       EditOptions(end=0.6))
+    assert set(report.stages) == {"decode", "faces", "model", "paste", "encode"}
+    assert all(0.0 <= s <= report.seconds for s in report.stages.values())
+    assert report.stages["model"] > 0.0 and report.stages["paste"] > 0.0
+    generate = edit_path(ROOT / "examples" / "clips" / "speaker_a.mp4", tmp_path / "gen.mp4", model,
+                         EditOptions(end=0.6, render="generate"))
+    assert "paste" not in generate.stages

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class EditReport:
     passed: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds each stage worked (see stages.Run.busy)
 
     def summary(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -188,6 +190,8 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             if deferred is not None:
                 run.start("paste", lambda: _paste_stage(run, modelled, done, deferred))
             converter = FrameConverter()
+            encode_started = time.perf_counter()
+            waited_before = run.waits[threading.current_thread().name]
             for item in _drain(run, done):
                 if observer is not None:
                     observer(item.index, item.m if item.edited is not None else None)
@@ -200,12 +204,15 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                 if progress is not None:
                     progress(1)
             writer.close(options.end)
+            report.stages["encode"] = (time.perf_counter() - encode_started
+                                       - (run.waits[threading.current_thread().name] - waited_before))
         except BaseException:
             run.close()
             if writer is not None:
                 writer.abort()
             raise
         run.close()
+        report.stages = {**run.busy(), **report.stages}
         _say_forced(gate, note, report)
         if report.frames == 0:
             raise SserdError(f"{info.path}: no frames between --start and --end")

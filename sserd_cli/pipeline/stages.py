@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
 END = object()  # marks the end of a stream
@@ -20,13 +22,24 @@ class Stopped(Exception):
 
 
 class Run:
-    """Shared state of one pipeline run: the stop flag and the first error."""
+    """Shared state of one pipeline run: the stop flag and the first error; and, for the speed profile, each
+    stage thread's wall time and the time each thread spent waiting on a pipe (a stage's busy time is the
+    difference: what it cost, whatever the others did)."""
 
     def __init__(self):
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self.threads: list[threading.Thread] = []
+        self.walls: dict[str, float] = {}
+        self.waits: defaultdict[str, float] = defaultdict(float)  # thread name -> seconds blocked on pipes
+
+    def waited(self, seconds: float) -> None:
+        self.waits[threading.current_thread().name] += seconds  # each thread adds to its own key only
+
+    def busy(self) -> dict[str, float]:
+        """Seconds each finished stage thread worked (its wall time less its waits on pipes), by stage name."""
+        return {name: max(0.0, wall - self.waits.get(f"sserd-{name}", 0.0)) for name, wall in self.walls.items()}
 
     def fail(self, exc: BaseException) -> None:
         with self._lock:
@@ -36,12 +49,15 @@ class Run:
 
     def start(self, name: str, target: Callable[[], None]) -> None:
         def body():
+            started = time.perf_counter()
             try:
                 target()
             except Stopped:
                 pass
             except BaseException as exc:  # noqa: BLE001 - handed to the draining thread, re-raised there
                 self.fail(exc)
+            finally:
+                self.walls[name] = time.perf_counter() - started
 
         thread = threading.Thread(target=body, name=f"sserd-{name}", daemon=True)
         self.threads.append(thread)  # listed first: a Ctrl-C inside start() must still find it in close()
@@ -67,22 +83,30 @@ class Pipe:
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, capacity))
 
     def put(self, item) -> None:
-        while True:
-            if self.run.stop.is_set():
-                raise Stopped()
-            try:
-                self.queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        started = time.perf_counter()
+        try:
+            while True:
+                if self.run.stop.is_set():
+                    raise Stopped()
+                try:
+                    self.queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+        finally:
+            self.run.waited(time.perf_counter() - started)
 
     def get(self):
-        while True:
-            try:
-                return self.queue.get(timeout=0.1)
-            except queue.Empty:
-                if self.run.stop.is_set():
-                    raise Stopped() from None
+        started = time.perf_counter()
+        try:
+            while True:
+                try:
+                    return self.queue.get(timeout=0.1)
+                except queue.Empty:
+                    if self.run.stop.is_set():
+                        raise Stopped() from None
+        finally:
+            self.run.waited(time.perf_counter() - started)
 
     def __iter__(self) -> Iterator:
         while True:
