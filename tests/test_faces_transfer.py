@@ -8,7 +8,8 @@ import pytest
 from skimage import data as skdata
 
 from sserd_cli.faces.align import estimate_alignment, transform_points
-from sserd_cli.faces.transfer import Motion, MotionEstimator, TransferSettings, apply_motion, bound_residual, eye_mask
+from sserd_cli.faces.mask import eye_mask
+from sserd_cli.faces.transfer import Motion, MotionEstimator, TransferSettings, apply_motion, bound_residual
 
 
 def face_crop(size=64):

@@ -111,3 +111,35 @@ def _parts_mask(size: int, zoom: float, with_eyes: bool) -> np.ndarray:
     soft = np.clip(soft / max(float(soft.max()), 1e-6), 0.0, 1.0).astype(np.float32)
     soft.setflags(write=False)
     return soft
+
+
+# The parts transfer rendering treats apart (see faces.transfer): its residual is kept off the eyes, and on the
+# mouth and the skin around it only where the model reconstructs the source.
+
+def eye_mask(size: int, zoom: float = 1.0) -> np.ndarray:
+    """Soft float32 [size, size] mask of the two eyes themselves (lids and eyeball, not the brows), in crop space
+    of the canonical template."""
+    e = _EYE_DIST
+    hard = np.zeros((size, size), np.float32)
+    for i in (0, 1):
+        cx = ((CANONICAL_5[i, 0] - 0.5) * zoom + 0.5) * size - 0.5
+        cy = ((CANONICAL_5[i, 1] - 0.5) * zoom + 0.5) * size - 0.5
+        axes = (int(round(0.32 * e * zoom * size)), int(round(0.17 * e * zoom * size)))
+        cv2.ellipse(hard, (int(round(cx)), int(round(cy))), axes, 0, 0, 360, 1.0, -1)
+    sigma = max(0.5, 0.06 * e * zoom * size)
+    return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)
+
+
+def mouth_region(size: int, zoom: float = 1.0) -> np.ndarray:
+    """Soft float32 [size, size] mask of the mouth and the skin around it (an open jaw's lower lip, the
+    corners' folds), in crop space of the canonical template."""
+    height, width, drop = 0.6, 1.3, 0.12  # eye distances, half mouth widths, eye distances below the corners
+    e = _EYE_DIST
+    cx = ((0.5 - 0.5) * zoom + 0.5) * size - 0.5
+    cy = ((CANONICAL_5[3, 1] + drop * e - 0.5) * zoom + 0.5) * size - 0.5
+    half_w = 0.5 * float(CANONICAL_5[4, 0] - CANONICAL_5[3, 0]) * zoom * size
+    hard = np.zeros((size, size), np.float32)
+    cv2.ellipse(hard, (int(round(cx)), int(round(cy))), (int(round(width * half_w)), int(round(height * e * zoom * size))),
+                0, 0, 360, 1.0, -1)
+    sigma = max(0.5, 0.06 * e * zoom * size)
+    return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)

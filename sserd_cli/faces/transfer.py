@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .align import CANONICAL_5, invert_affine
-from .mask import face_mask
+from .mask import eye_mask, face_mask, mouth_region
 from .paste import paste_region
 
 
@@ -182,35 +182,6 @@ def _upsample(crop: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def eye_mask(size: int, zoom: float = 1.0) -> np.ndarray:
-    """Soft float32 [size, size] mask of the two eyes themselves (lids and eyeball, not the brows), in crop space
-    of the canonical template."""
-    e = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0])
-    hard = np.zeros((size, size), np.float32)
-    for i in (0, 1):
-        cx = ((CANONICAL_5[i, 0] - 0.5) * zoom + 0.5) * size - 0.5
-        cy = ((CANONICAL_5[i, 1] - 0.5) * zoom + 0.5) * size - 0.5
-        axes = (int(round(0.32 * e * zoom * size)), int(round(0.17 * e * zoom * size)))
-        cv2.ellipse(hard, (int(round(cx)), int(round(cy))), axes, 0, 0, 360, 1.0, -1)
-    sigma = max(0.5, 0.06 * e * zoom * size)
-    return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)
-
-
-def mouth_region(size: int, zoom: float = 1.0) -> np.ndarray:
-    """Soft float32 [size, size] mask of the mouth and the skin around it (an open jaw's lower lip, the
-    corners' folds), in crop space of the canonical template."""
-    height, width, drop = 0.6, 1.3, 0.12  # eye distances, half mouth widths, eye distances below the corners
-    e = float(CANONICAL_5[1, 0] - CANONICAL_5[0, 0])
-    cx = ((0.5 - 0.5) * zoom + 0.5) * size - 0.5
-    cy = ((CANONICAL_5[3, 1] + drop * e - 0.5) * zoom + 0.5) * size - 0.5
-    half_w = 0.5 * float(CANONICAL_5[4, 0] - CANONICAL_5[3, 0]) * zoom * size
-    hard = np.zeros((size, size), np.float32)
-    cv2.ellipse(hard, (int(round(cx)), int(round(cy))), (int(round(width * half_w)), int(round(height * e * zoom * size))),
-                0, 0, 360, 1.0, -1)
-    sigma = max(0.5, 0.06 * e * zoom * size)
-    return cv2.GaussianBlur(hard, (0, 0), sigma).clip(0.0, 1.0)
-
-
 def apply_motion(frame: np.ndarray, motion: Motion, m: np.ndarray, still: float = 0.02,
                  interpolation: int = cv2.INTER_LANCZOS4) -> np.ndarray:
     """``frame`` (uint8 [H, W, 3]) with ``motion`` applied through the frame -> crop transform ``m`` (of the
@@ -252,5 +223,4 @@ def apply_motion(frame: np.ndarray, motion: Motion, m: np.ndarray, still: float 
     return out
 
 
-__all__ = ["TransferSettings", "Motion", "MotionEstimator", "apply_motion", "eye_mask", "mouth_region",
-           "bound_residual"]
+__all__ = ["TransferSettings", "Motion", "MotionEstimator", "apply_motion", "bound_residual"]
