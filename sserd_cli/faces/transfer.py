@@ -77,10 +77,6 @@ class Motion:
     flow: np.ndarray
     residual: np.ndarray | None
 
-    @property
-    def size(self) -> int:
-        return int(self.flow.shape[0])
-
     def magnitude(self) -> float:
         """The largest displacement, in crop pixels."""
         return float(np.sqrt((self.flow ** 2).sum(axis=2)).max()) if self.flow.size else 0.0

@@ -220,12 +220,13 @@ def change_agreement(edited: np.ndarray, answer: np.ndarray, source: np.ndarray,
 
 
 def sharpness(crops: np.ndarray, weight: np.ndarray) -> float:
-    """Mean over crops of the variance of the Laplacian of their grey levels where ``weight`` > 0.5."""
+    """Mean over crops of :func:`~sserd_cli.faces.measures.sharpness` where ``weight`` > 0.5."""
     import cv2
 
+    from ..faces.measures import sharpness as laplacian_variance
+
     inside = weight > 0.5
-    return float(np.mean([cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)[inside].var()
-                          for c in crops]))
+    return float(np.mean([laplacian_variance(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), inside) for c in crops]))
 
 
 def change_scores(edited: np.ndarray, answer: np.ndarray, source: np.ndarray, changes: bool = True) -> dict:

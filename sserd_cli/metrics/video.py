@@ -143,10 +143,10 @@ def _frame_pairs(source: Path, edited: Path, infos):
 
 
 def _sharpness(rgb: np.ndarray, box) -> float:
-    """Variance of the Laplacian of the face box's grey levels: falls as a face blurs."""
-    import cv2
+    """:func:`~sserd_cli.faces.measures.sharpness` of the face box."""
+    from ..faces.measures import sharpness
 
-    return float(cv2.Laplacian(_grey_box(rgb, box), cv2.CV_32F).var())
+    return sharpness(_grey_box(rgb, box))
 
 
 def _expression(actions: list) -> dict:

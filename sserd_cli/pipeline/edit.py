@@ -191,7 +191,6 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                 run.start("paste", lambda: _paste_stage(run, modelled, done, deferred))
             converter = FrameConverter()
             encode_started = time.perf_counter()
-            waited_before = run.waits[threading.current_thread().name]
             for item in _drain(run, done):
                 if observer is not None:
                     observer(item.index, item.m if item.edited is not None else None)
@@ -204,8 +203,8 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                 if progress is not None:
                     progress(1)
             writer.close(options.end)
-            report.stages["encode"] = (time.perf_counter() - encode_started
-                                       - (run.waits[threading.current_thread().name] - waited_before))
+            # this run's pipes are new: all the calling thread waited on them was in the loop above
+            report.stages["encode"] = time.perf_counter() - encode_started - run.waits[threading.current_thread().name]
         except BaseException:
             run.close()
             if writer is not None:
