@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--no-generate", action="store_true", help="skip the generate-mode comparison")
     args = parser.parse_args()
 
-    from sserd_cli.metrics.fer import EmotionClassifier
+    from sserd_cli.faces.fer import EmotionClassifier
 
     try:
         classifier = EmotionClassifier(None)

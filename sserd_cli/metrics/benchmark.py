@@ -39,6 +39,8 @@ NO_EDIT, RECONSTRUCTION, DIRECTION, TRUE_ANSWER = "no edit", "reconstruction", "
 BY_EMOTION = ("emotion_accuracy", "agreement", "mouth_agreement", "mouth_open_mae", "mouth_open_vs_truth",
               "lip_round_vs_truth")  # the metrics the summary also gives per target emotion
 REF_KINDS = ("intra", "cross")
+REAL = "real"  # the ref kind of the references given as files (real photos); scored by the reference's emotion
+REAL_FRAME_AT = 2 / 3  # where in a reference video its still is cut (into the acted part, past the onset)
 SHEET_TILE = 128  # side of a contact-sheet tile
 
 
@@ -52,6 +54,7 @@ class BenchmarkConfig:
     emotions: tuple = EMOTIONS  # targets: the six emotions and neutral
     seed: int = 0              # picks the held-out speakers and clips
     crop_size: int = 256       # aligned crop side of the metrics (as 'sserd eval synthetic')
+    real_refs: tuple = ()      # (emotion, image or video path): references from outside the synthetic world
 
     def speaker_seeds(self) -> list[int]:
         return [HELDOUT_SEED_BASE + 1000 * self.seed + k for k in range(self.speakers)]
@@ -119,10 +122,14 @@ class _Faces:
     and an aligned crop per (reference, framing)."""
 
     def __init__(self, settings: FaceSettings):
+        from ..pipeline.reference import default_reader
+
         self.settings = settings
         self.followers: dict[tuple, FaceFollower] = {}
         self.tracks: dict[tuple, list] = {}
         self.crops: dict[tuple, np.ndarray | None] = {}
+        self.targets: dict[tuple, Target] = {}
+        self.reader = default_reader()
 
     def follower(self, size: int, zoom: float) -> FaceFollower:
         if (size, zoom) not in self.followers:
@@ -146,6 +153,29 @@ class _Faces:
         return self.crops[key]
 
 
+    def reference_target(self, reference: tuple, image: np.ndarray, size: int, zoom: float) -> Target:
+        """The target of a reference still, read as ``sserd edit --ref`` reads one (crop and reading)."""
+        from ..pipeline.reference import image_target
+
+        key = (reference, size, zoom)
+        if key not in self.targets:
+            self.targets[key] = image_target(image, self.follower(size, zoom), self.reader, reference)
+        return self.targets[key]
+
+
+def real_reference_still(path: str | Path) -> np.ndarray:
+    """The RGB still of a reference file: the image, or a video's frame at :data:`REAL_FRAME_AT`."""
+    from ..media.image import read_image
+    from ..media.probe import is_image_path
+    from ..pipeline.reference import sampled_frames
+
+    path = Path(path)
+    if is_image_path(path):
+        return read_image(path)
+    frames = list(sampled_frames(path, 10_000))
+    return frames[min(int(len(frames) * REAL_FRAME_AT), len(frames) - 1)]
+
+
 def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: Path,
                   config: BenchmarkConfig = BenchmarkConfig(), faces: FaceSettings = FaceSettings(),
                   batch_size: int = 16, progress: Callable[[str], None] | None = None,
@@ -154,6 +184,10 @@ def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: 
     say = progress or (lambda _: None)
     clips = render_heldout_set(folder, config, say)
     scores: dict[str, list[SyntheticScores]] = {kind: [] for kind in REF_KINDS}
+    real = [(emotion, name, real_reference_still(path)) for (emotion, name), (_, path)
+            in zip(_real_names(config), config.real_refs)]
+    if real:
+        scores[REAL] = []
     sheet: list[dict] = []
     shared_faces = _Faces(faces)
     stills: dict[tuple[int, str], np.ndarray] = {}  # (speaker, emotion) -> reference frame
@@ -196,6 +230,26 @@ def run_benchmark(methods: list[Method], evaluator: SyntheticEvaluator, folder: 
                           {"emotion": emotion, "label": "source", "crop": align_crop(frames[mid], align[mid], SHEET_TILE)},
                           {"emotion": emotion, "label": "reference",
                            "crop": _resize(ref_crop if ref_crop is not None else np.zeros_like(answer[0]), SHEET_TILE)}]
+        for emotion, name, image in real:
+            say(f"{clip.name} -> {name} ({emotion})")
+            for method in methods:
+                if method.by_emotion and method.label != TRUE_ANSWER or method.reference_free and method.label != NO_EDIT:
+                    continue  # rows that never read a reference: the other tables have them
+                if method.label == TRUE_ANSWER:
+                    edited = np.stack([r.image for r in render_true_answer(evaluator.truth(clip), emotion, None)])
+                else:
+                    edited = _edit_clip(method, c, frames, emotion, (REAL, name), image, shared_faces, batch_size,
+                                        smooth)
+                scores[REAL].append(evaluator.evaluate(EditCase(clip, emotion, edited, method.label)))
+                if c == sheet_clip and method.label != TRUE_ANSWER:
+                    sheet.append({"emotion": name, "label": method.label, "kind": REAL,
+                                  "crop": align_crop(edited[mid], align[mid], SHEET_TILE)})
+            if c == sheet_clip:
+                ref_crop = shared_faces.reference_crop((REAL, name), image, SHEET_TILE, 1.0)
+                sheet += [{"emotion": name, "label": "source", "kind": REAL,
+                           "crop": align_crop(frames[mid], align[mid], SHEET_TILE)},
+                          {"emotion": name, "label": "reference", "kind": REAL,
+                           "crop": ref_crop if ref_crop is not None else np.zeros((SHEET_TILE,) * 2 + (3,), np.uint8)}]
         if c > 0:  # speaker 0's stills are the last clip's cross references; the others are done with
             for key in [k for k in stills if k[0] == c]:
                 del stills[key]
@@ -218,10 +272,7 @@ def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, refe
     if method.by_emotion or method.reference_free:
         model.set_target(Target(emotion=emotion))
     else:
-        crop = faces.reference_crop(reference, image, model.resolution, model.zoom)
-        if crop is None:
-            raise RuntimeError("no face found in a rendered reference frame")  # the renderer is built for dlib
-        model.set_target(Target(reference=crop[None]))
+        model.set_target(faces.reference_target(reference, image, model.resolution, model.zoom))
     items = [FrameItem(i, None, f) for i, f in enumerate(frames)]
     for item, m in zip(items, faces.track(clip, frames, model.resolution, model.zoom)):
         item.m = m
@@ -230,25 +281,35 @@ def _edit_clip(method: Method, clip: int, frames: np.ndarray, emotion: str, refe
     return np.stack([item.edited if item.edited is not None else item.rgb for item in items])
 
 
-def contact_sheet(result: BenchmarkResult, labels: list[str]) -> np.ndarray:
-    """An RGB image: one row per target emotion; columns: source, reference (cross-identity), each
-    method's output, the true answer (aligned face crops of the middle frame of the first clip)."""
+def contact_sheet(result: BenchmarkResult, labels: list[str], kind: str = "cross") -> np.ndarray:
+    """An RGB image: one row per target emotion (``kind`` "cross"; columns: source, reference of another
+    identity, each method's output, the true answer) or per reference file (:data:`REAL`; columns: the
+    reference, the source, each method that reads it), aligned face crops of the middle frame of the first clip."""
     import cv2
 
-    columns = ["source", "reference"] + labels + ["true answer"]
-    by = {(s["emotion"], s["label"]): s["crop"] for s in result.sheet}
+    real = kind == REAL
+    columns = (["reference", "source"] + labels) if real else (["source", "reference"] + labels + ["true answer"])
+    entries = [s for s in result.sheet if (s.get("kind") == REAL) == real]
+    by = {(s["emotion"], s["label"]): s["crop"] for s in entries}
     head = np.full((24, SHEET_TILE * len(columns), 3), 255, np.uint8)
     for j, name in enumerate(columns):
         cv2.putText(head, name[:18], (j * SHEET_TILE + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     rows = [head]
-    for emotion in result.config.emotions:
-        if (emotion, "source") not in by:
+    row_names = [name for _, name in _real_names(result.config)] if real else list(result.config.emotions)
+    for name in row_names:
+        if (name, "source") not in by:
             continue
-        row = np.concatenate([by[(emotion, name)] for name in columns], axis=1)
-        cv2.putText(row, emotion, (4, SHEET_TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        row = np.concatenate([by[(name, column)] for column in columns], axis=1)
+        cv2.putText(row, Path(name).stem[:20], (4, SHEET_TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                    cv2.LINE_AA)
         rows.append(row)
     return np.concatenate(rows, axis=0)
 
 
+def _real_names(config: BenchmarkConfig) -> list[tuple[str, str]]:
+    """(emotion, file name) of each reference file, as the sheet's rows name them."""
+    return [(emotion, Path(path).name) for emotion, path in config.real_refs]
+
+
 __all__ = ["BenchmarkConfig", "BenchmarkResult", "Method", "HELDOUT_SEED_BASE", "REF_KINDS", "run_benchmark",
-           "render_heldout_set", "reference_frame", "contact_sheet", "NO_EDIT", "RECONSTRUCTION", "DIRECTION", "TRUE_ANSWER"]
+           "render_heldout_set", "reference_frame", "contact_sheet", "real_reference_still", "REAL", "NO_EDIT", "RECONSTRUCTION", "DIRECTION", "TRUE_ANSWER"]

@@ -48,7 +48,7 @@ class Series:
 def compare_videos(source: Path, edited: Path, emotion: str | None = None, emotion_model=None,
                    progress=None) -> tuple[dict, Series]:
     """The report (a JSON-ready dict) and the per-frame series for the plot. ``emotion_model``: an
-    :class:`~sserd_cli.metrics.fer.EmotionClassifier` or None (emotion not measured)."""
+    :class:`~sserd_cli.faces.fer.EmotionClassifier` or None (emotion not measured)."""
     from ..faces.detect import create_detector
     from ..faces.actions import action_changes
     from ..faces.measures import FaceReader, mouth_opening

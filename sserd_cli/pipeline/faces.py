@@ -49,7 +49,11 @@ class FaceFollower:
 
     def align_still(self, rgb: np.ndarray) -> np.ndarray | None:
         faces = self.detector.detect(rgb)
-        return estimate_alignment(faces[0].landmarks, self.size, self.zoom) if faces else None
+        return self.alignment(faces[0]) if faces else None
+
+    def alignment(self, face: Face) -> np.ndarray:
+        """The frame -> crop alignment of one detected face at this follower's crop size and framing."""
+        return estimate_alignment(face.landmarks, self.size, self.zoom)
 
     def follow(self, items: Iterable) -> Iterator:
         """Items (with ``.index`` and upright ``.rgb``) out in order, each with ``.m`` set to its smoothed

@@ -4,7 +4,8 @@
   whole pipeline (decode, faces, warp, paste-back, encode, audio) can be tested and timed without
   trained weights, and must reproduce its input.
 - :class:`SserdModel`: the paper's inference (section 3): crops -> E -> w_s; the reference -> E -> w_r
-  once (codes averaged over the reference's frames), or the bundle's mean code of ``--emotion``;
+  once (codes averaged over the reference's frames), or the bundle's mean code of ``--emotion``, or, for a
+  reference face the model does not know, the mean codes weighted by what a real-face classifier read on it;
   CELCL -> w_e; G(w_s + strength * w_e) at the bundle's resolution. Batched, on the chosen device,
   fp16 autocast on CUDA.
 - :class:`ReconstructionModel` (G(E(x))) and :class:`DirectionModel` (w_s + beta * d_e): the baselines
@@ -27,10 +28,12 @@ DEFAULT_MODEL = "sserd-synthetic"
 
 @dataclass(frozen=True)
 class Target:
-    """What to edit towards: an emotion name, or aligned reference crops [N, S, S, 3] uint8."""
+    """What to edit towards: an emotion name, or aligned reference crops [N, S, S, 3] uint8, with (where a
+    real-face classifier read them, see :mod:`.reference`) their p(class) as ``reading``."""
 
     emotion: str | None = None
     reference: np.ndarray | None = None
+    reading: dict[str, float] | None = None
 
     def __post_init__(self):
         if (self.emotion is None) == (self.reference is None):
@@ -172,18 +175,33 @@ class LatentModel(EditModel):
         return contextlib.nullcontext()
 
 
+REFERENCE_PATHS = ("auto", "latent", "reading")  # how a reference becomes w_r; see SserdModel
+
+
 class SserdModel(LatentModel):
     """SSERD inference from a model bundle (section 3): the reference -> E -> w_r once (codes averaged
     over the reference's frames), or the bundle's mean code of ``--emotion``; CELCL(w_s, w_r) -> w_e;
-    G(w_s + strength * w_e)."""
+    G(w_s + strength * w_e).
 
-    def __init__(self, bundle, device="cpu", strength: float = 1.0):
+    ``reference_path`` says how a reference becomes w_r: ``latent`` is the paper's E(reference); ``reading``
+    is sum_k p_k * mean code_k with p the real-face classifier's reading of the reference (its mouth cannot
+    reach the edit: only seven numbers pass); ``auto`` takes the paper's path for a reference the model knows
+    (the source's domain check, :mod:`.domain`, on the reference's crops) and the reading for one it does not.
+    An encoder trained on one world maps a face of another to a code of its own world, and CELCL then reads
+    from it partly that face's mouth (docs/references.md)."""
+
+    def __init__(self, bundle, device="cpu", strength: float = 1.0, reference_path: str = "auto"):
         super().__init__(bundle, device)
+        if reference_path not in REFERENCE_PATHS:
+            raise SserdError(f"unknown reference path '{reference_path}': use {', '.join(REFERENCE_PATHS)}")
         self.strength = float(strength)
+        self.reference_path = reference_path
         self.celcl = bundle.celcl(self.device).eval()
         self.w_r: list = []
+        self.target_notes: list[str] = []  # how each reference was taken, for the run's summary
 
     def set_targets(self, targets: list[Target]) -> None:
+        self.target_notes = []
         self.w_r = [self._reference_code(target) for target in targets]
         self.n_targets = len(self.w_r)
 
@@ -191,16 +209,51 @@ class SserdModel(LatentModel):
         import torch
 
         if target.emotion is not None:
-            codes = self.bundle.mean_codes()
-            key = target.emotion.strip().lower()
-            if key not in codes:
-                have = ", ".join(sorted(codes)) or "none"
-                raise SserdError(f"model '{self.name}' has no mean code for '{key}' (it has: {have}); "
-                                 "use --ref with a reference image of that emotion instead")
-            code = codes[key].to(self.device, torch.float32)
-            return code.reshape(1, *code.shape[-2:])
+            return self._mean_code(target.emotion)
+        if self._reads(target):
+            p = {k: v for k, v in target.reading.items() if k in self.bundle.mean_codes()}
+            total = sum(p.values())
+            if total <= 0:
+                raise SserdError(f"model '{self.name}' has no mean code for any class the reference was read as")
+            code = sum((v / total) * self._mean_code(k) for k, v in p.items())
+            top = sorted(p.items(), key=lambda kv: -kv[1])[:2]
+            why = (" (the model does not know this face; --reference-path latent uses its code anyway)"
+                   if self.reference_path == "auto" else "")
+            self.target_notes.append("reference read as " + ", ".join(f"{k} {v / total:.2f}" for k, v in top)
+                                     + " by the real-face emotion classifier" + why)
+            return code
         codes = [self.encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]
         return torch.cat(codes).float().mean(dim=0, keepdim=True)
+
+    def _reads(self, target: Target) -> bool:
+        """Whether this reference goes through its reading (see the class docstring)."""
+        if self.reference_path == "latent":
+            return False
+        if target.reading is None:
+            if self.reference_path == "reading":
+                raise SserdError("--reference-path reading needs the real-face emotion classifier, which this "
+                                 "installation lacks (models/emotion-fer): reinstall sserd")
+            return False
+        if self.reference_path == "reading":
+            return True
+        from .domain import card_statistics, measure
+
+        stats = card_statistics(self.bundle.card)
+        if stats is None:
+            return False  # an older card cannot say which faces are its own: the paper's path
+        return not measure(self, target.reference, stats).known
+
+    def _mean_code(self, emotion: str):
+        import torch
+
+        codes = self.bundle.mean_codes()
+        key = emotion.strip().lower()
+        if key not in codes:
+            have = ", ".join(sorted(codes)) or "none"
+            raise SserdError(f"model '{self.name}' has no mean code for '{key}' (it has: {have}); "
+                             "use --ref with a reference image of that emotion instead")
+        code = codes[key].to(self.device, torch.float32)
+        return code.reshape(1, *code.shape[-2:])
 
     def codes(self, w_s, weights=None):
         if not self.w_r:
@@ -301,7 +354,8 @@ SYNTHETIC_WARNING = ("model '{name}' was trained only on synthetic faces (like t
                      "StyleGAN2 weights (sserd import-stylegan) and train on them.")
 
 
-def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None) -> EditModel:
+def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None,
+               reference_path: str = "auto") -> EditModel:
     """``identity``, a bundle path, or the name of a bundle shipped in ``models/``."""
     if name == IDENTITY:
         return IdentityModel()
@@ -317,7 +371,7 @@ def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None
     except ImportError as exc:  # the bundles module is part of the package; a broken install lands here
         raise SserdError(f"cannot load model bundles in this install ({exc}): reinstall sserd") from None
     bundle = load_bundle(name)
-    model = SserdModel(bundle, select_device(device), strength)
+    model = SserdModel(bundle, select_device(device), strength, reference_path)
     from .domain import card_statistics
 
     # a card with held-out statistics gets the domain check of each source instead (see .domain): the warning

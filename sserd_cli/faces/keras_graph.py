@@ -1,11 +1,11 @@
 """A Keras CNN kept the project's way: its layer graph as JSON data in a card, its weights in safetensors.
 
 A Keras HDF5 file needs h5py to read, and the project keeps every weight file it ships in one format,
-safetensors (tensors only, nothing executed on load). So a Keras model the project ships is converted once (:func:`save_keras_graph`, from what :func:`~sserd_cli.metrics.fer.read_keras_h5`
+safetensors (tensors only, nothing executed on load). So a Keras model the project ships is converted once (:func:`save_keras_graph`, from what :func:`~sserd_cli.faces.fer.read_keras_h5`
 reads) into ``NAME.json`` (the card: the layer list in Keras's own layout, pruned of training-only settings, plus
 whatever the converter records) and ``NAME.safetensors`` (one float32 tensor per layer weight, keyed
 ``layer/weight``), and :func:`load_keras_graph` gives back the same ``(layers, weights)`` pair for
-:class:`~sserd_cli.metrics.fer.KerasNet`. The graph is data: only the layer types that runner knows can run.
+:class:`~sserd_cli.faces.fer.KerasNet`. The graph is data: only the layer types that runner knows can run.
 """
 
 from __future__ import annotations
