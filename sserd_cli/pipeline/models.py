@@ -190,12 +190,14 @@ class SserdModel(LatentModel):
     An encoder trained on one world maps a face of another to a code of its own world, and CELCL then reads
     from it partly that face's mouth (docs/references.md)."""
 
-    def __init__(self, bundle, device="cpu", strength: float = 1.0, reference_path: str = "auto"):
+    def __init__(self, bundle, device="cpu", strength: float = 1.0, reference_path: str = "auto",
+                 reading_power: float = 4.0):
         super().__init__(bundle, device)
         if reference_path not in REFERENCE_PATHS:
             raise SserdError(f"unknown reference path '{reference_path}': use {', '.join(REFERENCE_PATHS)}")
         self.strength = float(strength)
         self.reference_path = reference_path
+        self.reading_power = float(reading_power)  # p_k ** power, renormalised: a clear top class, less blur
         self.celcl = bundle.celcl(self.device).eval()
         self.w_r: list = []
         self.target_notes: list[str] = []  # how each reference was taken, for the run's summary
@@ -211,15 +213,17 @@ class SserdModel(LatentModel):
         if target.emotion is not None:
             return self._mean_code(target.emotion)
         if self._reads(target):
-            p = {k: v for k, v in target.reading.items() if k in self.bundle.mean_codes()}
+            read = {k: v for k, v in target.reading.items() if k in self.bundle.mean_codes()}
+            p = {k: v ** self.reading_power for k, v in read.items()}
             total = sum(p.values())
             if total <= 0:
                 raise SserdError(f"model '{self.name}' has no mean code for any class the reference was read as")
             code = sum((v / total) * self._mean_code(k) for k, v in p.items())
-            top = sorted(p.items(), key=lambda kv: -kv[1])[:2]
+            top = sorted(read.items(), key=lambda kv: -kv[1])[:2]
+            read_total = sum(read.values())
             why = (" (the model does not know this face; --reference-path latent uses its code anyway)"
                    if self.reference_path == "auto" else "")
-            self.target_notes.append("reference read as " + ", ".join(f"{k} {v / total:.2f}" for k, v in top)
+            self.target_notes.append("reference read as " + ", ".join(f"{k} {v / read_total:.2f}" for k, v in top)
                                      + " by the real-face emotion classifier" + why)
             return code
         codes = [self.encode(chunk) for chunk in np.array_split(target.reference, max(1, len(target.reference) // 8))]

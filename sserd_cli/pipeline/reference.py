@@ -31,9 +31,9 @@ class ReferenceSettings:
 
     frames: int = REFERENCE_FRAMES  # the most expressive frames kept from a video
     sampled: int = 48               # frames spread over a video that are read to choose them
-    min_eye_distance: float = 16.0  # pixels: below it the classifier's 64-px view is mostly upscaled blur
+    min_eye_distance: float = 20.0  # pixels: about the classifier's 48-px training faces (FER2013); less is blur
     max_turn: float = 0.3           # nose-tip offset from the eyes' midline, in eye distances: more is a profile
-    rival: float = 0.6              # a second face this wide (share of the main one's width) makes it ambiguous
+    rival: float = 0.6              # a second face this wide and this sure (shares of the main one's) is ambiguous
 
 
 def make_target(ref: str | Path | None, emotion: str | None, size: int, zoom: float = 1.0,
@@ -121,7 +121,8 @@ def checked_face(faces: list[Face], settings: ReferenceSettings, path) -> Face:
                          "clearly visible, or --emotion NAME")
     faces = sorted(faces, key=lambda f: -f.width)
     main = faces[0]
-    rivals = [f for f in faces[1:] if f.width >= settings.rival * main.width]
+    # a rival is as large and as sure as the main face: a weak detection on a badge or a poster does not count
+    rivals = [f for f in faces[1:] if f.width >= settings.rival * main.width and f.score >= settings.rival * main.score]
     if rivals:
         raise SserdError(f"{path}: the reference shows {1 + len(rivals)} faces of similar size; crop it to the one "
                          "face whose expression you want")
