@@ -156,3 +156,20 @@ def test_edit_checks_the_reference_path_option(files, tmp_path, capsys):
                 "--reference-path", "mouth", "-o", str(tmp_path / "o.mp4"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "unknown --reference-path 'mouth'" in err[0]
+
+
+def test_an_expressive_synthetic_reference_keeps_the_papers_path(tmp_path):
+    """Held-out seed 0's speaker 0 acting angry reconstructs above a source's limit (1.8x the card's 99th
+    percentile) yet is a face of the model's world: auto must keep the paper's path for it, not the reading."""
+    from sserd_cli.metrics.benchmark import BenchmarkConfig, reference_frame
+    from sserd_cli.pipeline.domain import FACTOR, REFERENCE_FACTOR, card_statistics, measure
+
+    model = load_model("sserd-synthetic", "cpu")
+    still = tmp_path / "angry.png"
+    write_image(still, reference_frame(BenchmarkConfig(speakers=1, seed=0), 0, "angry"))
+    target = make_target(still, None, model.resolution, model.zoom)
+    stats = card_statistics(model.bundle.card)
+    assert not measure(model, target.reference, stats, FACTOR).known  # a source this far out would be refused
+    assert measure(model, target.reference, stats, REFERENCE_FACTOR).known
+    model.set_target(target)
+    assert model.target_notes == []  # no "reference read as": the latent path

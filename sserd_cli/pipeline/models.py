@@ -186,9 +186,9 @@ class SserdModel(LatentModel):
     ``reference_path`` says how a reference becomes w_r: ``latent`` is the paper's E(reference); ``reading``
     is sum_k p_k * mean code_k with p the real-face classifier's reading of the reference (its mouth cannot
     reach the edit: only seven numbers pass); ``auto`` takes the paper's path for a reference the model knows
-    (the source's domain check, :mod:`.domain`, on the reference's crops) and the reading for one it does not.
-    An encoder trained on one world maps a face of another to a code of its own world, and CELCL then reads
-    from it partly that face's mouth (docs/references.md)."""
+    (the source's domain check, :mod:`.domain`, on the reference's crops, with a reference's wider limit)
+    and the reading for one it does not. An encoder trained on one world maps a face of another to a code of
+    its own world, and CELCL then reads from it partly that face's mouth (docs/references.md)."""
 
     def __init__(self, bundle, device="cpu", strength: float = 1.0, reference_path: str = "auto",
                  reading_power: float = 4.0):
@@ -240,12 +240,12 @@ class SserdModel(LatentModel):
             return False
         if self.reference_path == "reading":
             return True
-        from .domain import card_statistics, measure
+        from .domain import REFERENCE_FACTOR, card_statistics, measure
 
         stats = card_statistics(self.bundle.card)
         if stats is None:
             return False  # an older card cannot say which faces are its own: the paper's path
-        return not measure(self, target.reference, stats).known
+        return not measure(self, target.reference, stats, REFERENCE_FACTOR).known
 
     def _mean_code(self, emotion: str):
         import torch
