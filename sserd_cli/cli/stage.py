@@ -51,6 +51,7 @@ def run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, out
     if device is None and resume:  # keep the run's device unless --device says otherwise
         device = RunDir.open(out, stage, distributed.DistContext())[1]["config"].get("device")
     ctx = distributed.setup(device or "auto")
+    finished = False
     try:
         if resume:
             run, saved = RunDir.open(out, stage, ctx)
@@ -95,5 +96,6 @@ def run_stage(stage: str, coach_name: str, config_name: str, explicit: dict, out
         if ctx.is_main and not quiet:
             say(f"{stage}: {summary['iterations']} iterations, {summary['sec_per_step']:.3f} s/step; bundle ",
                 (str(summary.get("bundle")), "bold"))
+        finished = True
     finally:
-        distributed.teardown(ctx)
+        distributed.teardown(ctx, finished)

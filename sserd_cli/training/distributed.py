@@ -63,8 +63,13 @@ def setup(device_name: str) -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 
-def teardown(ctx: DistContext) -> None:
+def teardown(ctx: DistContext, finished: bool = True) -> None:
+    """Close the process group. After a clean finish every rank first meets at a barrier, so no rank tears
+    its connections down while a peer still has a message in flight (gloo then aborted the peer now and then:
+    "terminate called without an active exception"); after an error the others may never arrive, so no barrier."""
     if ctx.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
