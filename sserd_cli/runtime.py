@@ -23,6 +23,15 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_runs_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or AMX); elsewhere it
+    emulates them, slower than float32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN, or one that lacks the query
+        return False
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so runs repeat exactly on CPU."""
     random.seed(seed)

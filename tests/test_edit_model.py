@@ -145,3 +145,39 @@ def test_baseline_editors_reconstruct_and_step_along_directions(assets):
     direction = DirectionModel(bundle, "cpu")
     direction.set_target(Target(emotion="sad"))
     assert torch.allclose(direction.codes(w_s), expected)
+
+
+def test_float32_precision_renders_the_generators_own_numbers_and_auto_stays_close(assets):
+    """--precision float32 is the generator's float32 render (the NHWC memory order changes only rounding), as
+    auto is on a CPU; bfloat16 renders a few grey levels from it, and only where the CPU runs it natively."""
+    from sserd_cli.pipeline.models import _to_uint8
+    from sserd_cli.runtime import cpu_runs_bfloat16
+
+    model = load_model(str(assets["synthetic"]), "cpu", precision="float32")
+    w = model.encode(np.random.default_rng(1).integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        plain = model.generator.synthesis(w, noise_mode="const")
+        nhwc = model.generator.synthesis(w, noise_mode="const", channels_last=True)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert (nhwc - plain).abs().max() < 1e-4
+    exact = model.render(w)
+    assert np.abs(exact.astype(int) - _to_uint8(plain).astype(int)).max() <= 1
+    model.set_precision("auto")
+    assert np.array_equal(model.render(w), exact)
+    if cpu_runs_bfloat16():
+        model.set_precision("bfloat16")
+        fast = model.render(w)
+        assert fast.shape == exact.shape and np.abs(fast.astype(int) - exact.astype(int)).mean() < 2.0
+    else:
+        with pytest.raises(SserdError, match="does not run bfloat16 natively"):
+            model.set_precision("bfloat16")
+    with pytest.raises(SserdError, match="unknown precision 'half'"):
+        model.set_precision("half")
+
+
+def test_cli_checks_the_precision_option(assets, tmp_path, capsys):
+    code = run(["edit", str(assets["clip"]), "--model", "identity", "--emotion", "happy", "--precision", "half",
+                "-o", str(tmp_path / "o.mp4"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "unknown --precision 'half'" in err[0] and "float32" in err[0]
+    assert not (tmp_path / "o.mp4").exists()

@@ -71,14 +71,21 @@ def test_the_paste_stage_carries_out_exactly_what_transfer_would():
     crop = warp_to_crop(rgb, m, 64)
     edited = np.roll(crop, 1, axis=0)  # a small downward shift: some motion to carry
     model = IdentityModel(64)
-    now, later = FrameItem(0, None, rgb, m), FrameItem(0, None, rgb, m)
+    # a decoded frame the pipeline owns is edited in place; a caller's frame (a benchmark's clip) is left as it was
+    own = rgb.copy()
+    now, later = FrameItem(0, None, own, m, owns_rgb=True), FrameItem(0, None, rgb, m)
     Transfer(model).paste(now, crop, edited, crop)
+    assert now.edited is own
     deferred = DeferredTransfer(model)
     deferred.paste(later, crop, edited, crop)
     assert later.edited is None and later.transfer_job is not None
     deferred.finish(later)
     assert later.transfer_job is None and np.array_equal(later.edited, now.edited)
-    assert not np.array_equal(now.edited, rgb)
+    assert not np.array_equal(now.edited, rgb) and np.array_equal(rgb, skdata.astronaut())
+    x0, y0, x1, y1 = now.changed  # every changed pixel lies in the rectangle the encoder converts back
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(now.edited[outside], rgb[outside])
 
 
 def test_a_card_that_records_the_mouth_rows_spares_the_probe(monkeypatch):

@@ -280,3 +280,24 @@ def test_bt709_source_keeps_its_colour_matrix(tmp_path):
     writer.close()
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert next(iter(c.decode(video=0))).colorspace == 1
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+def test_an_edited_rectangle_is_patched_into_the_decoded_frames_own_planes(pix_fmt):
+    """Only the rectangle an edit changed is converted back from RGB: outside it the decoded frame's planes
+    stay bit for bit; a frame whose edit changed nothing is the decoded frame itself."""
+    from sserd_cli.media.frames import FrameConverter
+
+    converter = FrameConverter()
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    source = av.VideoFrame.from_ndarray(rgb, "rgb24")
+    source.pts, source.time_base = 7, Fraction(1, 25)
+    decoded = converter.from_rgb(rgb, source, pix_fmt)
+    edited = converter.to_rgb(decoded)
+    edited[11:31, 13:41] = 200
+    out = converter.patched(decoded, edited, (13, 11, 41, 31), pix_fmt)
+    assert (out.pts, out.time_base, out.format.name) == (7, Fraction(1, 25), pix_fmt)
+    shown, before = converter.to_rgb(out), converter.to_rgb(decoded)
+    assert np.array_equal(shown[32:], before[32:]) and np.array_equal(shown[:, 42:], before[:, 42:])
+    assert np.abs(shown[14:28, 16:38].astype(int) - 200).max() <= 2  # the inside shows the edit
+    assert converter.patched(decoded, edited, (0, 0, 0, 0), pix_fmt) is decoded

@@ -54,6 +54,10 @@ def edit(
     model: str = typer.Option("sserd-synthetic", "--model", help="Model bundle (a folder, or the name of a bundled "
                               "model), or 'identity' (pass-through, to test the pipeline)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", "--precision", help="auto (float16 on CUDA, float32 on a CPU), "
+                                  "float32 (everywhere), or bfloat16 (the generator in bfloat16: on a CPU that "
+                                  "runs it natively about 1.2x faster end to end, 50 dB from float32, a little "
+                                  "more flicker)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Face crops per network batch."),
     start: str | None = typer.Option(None, "--start", help="Edit from this time (seconds, mm:ss or hh:mm:ss); the "
                                      "rest of the video is kept unchanged."),
@@ -94,7 +98,7 @@ def edit(
     from ..pipeline.batch import plan_outputs, run_edits
     from ..pipeline.edit import EditOptions
     from ..pipeline.faces import RENDER_MODES, FaceSettings
-    from ..pipeline.models import REFERENCE_PATHS, Target, load_model
+    from ..pipeline.models import PRECISIONS, REFERENCE_PATHS, Target, load_model
     from ..pipeline.reference import make_target
     from ..pipeline.temporal import SmoothSettings
 
@@ -109,6 +113,8 @@ def edit(
         raise SserdError("--trim needs --start/--end or --span: it writes only the edited stretch")
     if reference_path not in REFERENCE_PATHS:
         raise SserdError(f"unknown --reference-path '{reference_path}': use {', '.join(REFERENCE_PATHS)}")
+    if precision not in PRECISIONS:  # before anything loads
+        raise SserdError(f"unknown --precision '{precision}': use {', '.join(PRECISIONS)}")
     if render not in RENDER_MODES:
         raise SserdError(f"unknown --render '{render}': use {' or '.join(RENDER_MODES)}")
     if color_match and render == "transfer":
@@ -124,7 +130,8 @@ def edit(
             raise SserdError(f"{spec.ref}: no such file")
     model_notes: list[str] = []  # said once the reference is read: a mistyped path gets its error line alone
     # the strength travels with each span (see the timeline), so the model itself edits at 1
-    edit_model = load_model(model, device, 1.0, warn=model_notes.append, reference_path=reference_path)
+    edit_model = load_model(model, device, 1.0, warn=model_notes.append, reference_path=reference_path,
+                            precision=precision)
     faces = FaceSettings(detector=face_detector, model_dir=str(face_models) if face_models else None)
     edit_model.set_targets([make_target(spec.ref, spec.emotion, edit_model.resolution, edit_model.zoom, faces=faces)
                             for spec in specs])

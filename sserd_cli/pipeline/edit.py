@@ -82,6 +82,7 @@ class EditReport:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # seconds each stage worked (see stages.Run.busy)
+    waits: dict[str, float] = field(default_factory=dict)  # seconds each stage waited on its pipes
 
     def summary(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -102,6 +103,11 @@ class FrameItem:
     presence: float = 1.0  # how much of the model's face is blended in (see spans.Timeline.at)
     weights: np.ndarray | None = None  # strength towards each target; None: 1 towards the only one
     transfer_job: tuple | None = None  # (plain render, edited render, source crop) for the paste stage
+    # the rectangle (x0, y0, x1, y1) of the upright frame outside which ``edited`` is the decoded frame's own
+    # pixels: only it is converted back to the encoder's format (None: the whole frame)
+    changed: tuple | None = None
+    # ``rgb`` is this item's own array (a decoded frame's conversion): the edit is written into it, no copy
+    owns_rgb: bool = False
 
 
 def edit_path(source: str | Path, output: str | Path, model: EditModel, options: EditOptions = EditOptions(), *,
@@ -148,7 +154,7 @@ def edit_image(source: Path, output: Path, model: EditModel, options: EditOption
                     _say(note, report, f"{output}: {loss}")
             report.passed = 1
         else:
-            item = FrameItem(0, None, rgb, m, weights=weights)
+            item = FrameItem(0, None, rgb, m, weights=weights)  # not owned: the still's rgb stays for the checks
             transfer = _transfer(model, options)
             gate = _gate(model, options, transfer, source)
             gate.see([item])
@@ -204,7 +210,9 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
                     progress(1)
             writer.close(options.end)
             # this run's pipes are new: all the calling thread waited on them was in the loop above
-            report.stages["encode"] = time.perf_counter() - encode_started - run.waits[threading.current_thread().name]
+            encode_waited = run.waits[threading.current_thread().name]
+            report.stages["encode"] = time.perf_counter() - encode_started - encode_waited
+            report.waits["encode"] = encode_waited
         except BaseException:
             run.close()
             if writer is not None:
@@ -212,6 +220,7 @@ def edit_video(info, output: Path, model: EditModel, options: EditOptions = Edit
             raise
         run.close()
         report.stages = {**run.busy(), **report.stages}
+        report.waits = {**{name: run.waits.get(f"sserd-{name}", 0.0) for name in run.walls}, **report.waits}
         _say_forced(gate, note, report)
         if report.frames == 0:
             raise SserdError(f"{info.path}: no frames between --start and --end")
@@ -285,7 +294,7 @@ def _decoded_items(info, options: EditOptions, in_span: list[int]) -> Iterator[F
         rgb = converter.to_rgb(frame)
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, turns))  # upright, as a player shows it
-        yield FrameItem(index, frame, rgb, presence=presence, weights=weights)
+        yield FrameItem(index, frame, rgb, presence=presence, weights=weights, owns_rgb=True)
 
 
 def _face_stage(run: Run, inbox: Pipe, outbox: Pipe, options: EditOptions, model: EditModel) -> None:
@@ -353,5 +362,6 @@ def _output_frame(item: FrameItem, rotation: int, converter: FrameConverter, pix
     if item.edited is None:
         return item.frame  # untouched: encode the decoded frame itself, no colour round trip
     turns = (rotation // 90) % 4
-    pixels = np.rot90(item.edited, -turns) if turns else item.edited
-    return converter.from_rgb(pixels, item.frame, pix_fmt)
+    if turns:
+        return converter.from_rgb(np.rot90(item.edited, -turns), item.frame, pix_fmt)
+    return converter.patched(item.frame, item.edited, item.changed, pix_fmt)

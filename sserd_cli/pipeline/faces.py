@@ -17,11 +17,12 @@ from ..faces.detect import (
     landmark_model_path,
 )
 from ..faces.mask import face_mask
-from ..faces.paste import paste_back
+from ..faces.paste import paste_back, paste_region
 from ..faces.track import FaceTracker, TrackerConfig, box_iou
-from ..faces.transfer import Motion, MotionEstimator, TransferSettings, apply_motion
+from ..faces.transfer import Motion, MotionEstimator, TransferSettings, move_pixels
 
 RENDER_MODES = ("transfer", "generate")  # how an edit reaches the frame; see Transfer and paste_item
+UNCHANGED = (0, 0, 0, 0)  # an item's ``changed`` rectangle when its edit left every pixel as it was
 
 
 @dataclass(frozen=True)
@@ -181,13 +182,16 @@ class Transfer:
         (a span's fade scales the edit itself, not a blend of two faces); ``source`` is the aligned crop the
         model read (see :meth:`MotionEstimator.motion`)."""
         if np.array_equal(recon, edited):  # no edit (the identity model, a neutral step): the frame as it is
-            item.edited = item.rgb.copy()
+            item.edited, item.changed = (item.rgb if _owned(item) else item.rgb.copy()), UNCHANGED
             return
         self.apply(item, self.motion(recon, edited, float(getattr(item, "presence", 1.0)), source))
 
     def apply(self, item, motion: Motion) -> None:
-        """``item.edited``: its frame moved by ``motion``."""
-        item.edited = apply_motion(item.rgb, motion, item.m, self.settings.still)
+        """``item.edited``: its frame moved by ``motion`` (in place when the item owns its ``rgb``), and
+        ``item.changed`` the rectangle that holds every changed pixel."""
+        frame = item.rgb if _owned(item) else item.rgb.copy()
+        item.changed = move_pixels(frame, motion, item.m, self.settings.still) or UNCHANGED
+        item.edited = frame
 
 
 class DeferredTransfer(Transfer):
@@ -239,8 +243,17 @@ def batch_weights(items: list) -> np.ndarray | None:
 
 
 def paste_item(item, crop: np.ndarray, mask: np.ndarray, color_match: bool = False, colors=None) -> None:
-    """``item.edited``: its frame with ``crop`` pasted back through ``mask``, scaled by the item's ``presence``;
+    """``item.edited``: its frame with ``crop`` pasted back through ``mask``, scaled by the item's ``presence``
+    (in place when the item owns its ``rgb``), and ``item.changed`` the rectangle the paste can touch;
     ``colors`` as in :func:`~sserd_cli.faces.paste.paste_back`."""
     presence = float(getattr(item, "presence", 1.0))
-    item.edited = paste_back(item.rgb, crop, item.m, mask if presence >= 1.0 else mask * presence,
-                             color_match=color_match, colors=colors)
+    mask = mask if presence >= 1.0 else mask * presence
+    item.changed = paste_region(item.rgb.shape, item.m, mask) or UNCHANGED
+    item.edited = paste_back(item.rgb, crop, item.m, mask, color_match=color_match, colors=colors,
+                             inplace=_owned(item))
+
+
+def _owned(item) -> bool:
+    """Whether the edit may be written into ``item.rgb`` itself: only an item that says it owns the array
+    (``sserd edit``'s decoded frames); a caller's frames (a benchmark's clip, a test's image) stay as they were."""
+    return bool(getattr(item, "owns_rgb", False))
