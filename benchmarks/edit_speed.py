@@ -33,6 +33,8 @@ import threading
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `sserd edit` sets it, before torch loads
+
 import av
 import cv2
 import torch
@@ -239,7 +241,8 @@ def main() -> None:
               "precision": args.precision, "cpu_runs_bfloat16": cpu_runs_bfloat16(),
               "crf": args.crf, "preset": args.preset, "seconds": args.seconds, "cpus": os.cpu_count(),
               "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "opencv_threads": cv2.getNumThreads(),
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "opencv_threads": cv2.getNumThreads(),
               "torch": torch.__version__, "speed": {}, "memory": {}}
     with tempfile.TemporaryDirectory(prefix="sserd-bench-") as tmp:
         tmp = Path(tmp)

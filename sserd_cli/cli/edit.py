@@ -94,6 +94,12 @@ def edit(
 
     Audio, subtitles, frame rate, timestamps and rotation of each video are kept; frames without a face, or outside the spans given by --start/--end or --span, pass through unchanged. Outputs are written to a temporary file and renamed when complete.
     """
+    import os
+
+    # OpenMP threads that spin after each network call take the core the decode, face and paste threads need:
+    # with passive waiting the default edit used 6-15% less CPU time on 2 cores (640x360: 31.2 and 28.1 fps in
+    # two runs, 27.7 without). Read when torch loads, so set before any import of it; a user's value is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..media.encode import EncodeSettings
     from ..pipeline.batch import plan_outputs, run_edits
     from ..pipeline.edit import EditOptions
