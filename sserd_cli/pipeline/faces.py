@@ -182,14 +182,14 @@ class Transfer:
         (a span's fade scales the edit itself, not a blend of two faces); ``source`` is the aligned crop the
         model read (see :meth:`MotionEstimator.motion`)."""
         if np.array_equal(recon, edited):  # no edit (the identity model, a neutral step): the frame as it is
-            item.edited, item.changed = (item.rgb if _owned(item) else item.rgb.copy()), UNCHANGED
+            item.edited, item.changed = _writable_rgb(item), UNCHANGED
             return
         self.apply(item, self.motion(recon, edited, float(getattr(item, "presence", 1.0)), source))
 
     def apply(self, item, motion: Motion) -> None:
         """``item.edited``: its frame moved by ``motion`` (in place when the item owns its ``rgb``), and
         ``item.changed`` the rectangle that holds every changed pixel."""
-        frame = item.rgb if _owned(item) else item.rgb.copy()
+        frame = _writable_rgb(item)
         item.changed = move_pixels(frame, motion, item.m, self.settings.still) or UNCHANGED
         item.edited = frame
 
@@ -257,3 +257,8 @@ def _owned(item) -> bool:
     """Whether the edit may be written into ``item.rgb`` itself: only an item that says it owns the array
     (``sserd edit``'s decoded frames); a caller's frames (a benchmark's clip, a test's image) stay as they were."""
     return bool(getattr(item, "owns_rgb", False))
+
+
+def _writable_rgb(item) -> np.ndarray:
+    """``item.rgb`` itself if the item owns it, else a copy to write the edit into."""
+    return item.rgb if _owned(item) else item.rgb.copy()

@@ -29,6 +29,11 @@ DEFAULT_MODEL = "sserd-synthetic"
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise SserdError(f"unknown precision '{precision}': use {', '.join(PRECISIONS)}")
+
+
 @dataclass(frozen=True)
 class Target:
     """What to edit towards: an emotion name, or aligned reference crops [N, S, S, 3] uint8, with (where a
@@ -120,8 +125,7 @@ class LatentModel(EditModel):
     def set_precision(self, precision: str) -> None:
         from ..runtime import cpu_runs_bfloat16
 
-        if precision not in PRECISIONS:
-            raise SserdError(f"unknown precision '{precision}': use {', '.join(PRECISIONS)}")
+        check_precision(precision)
         if precision == "bfloat16" and self.device.type == "cpu" and not cpu_runs_bfloat16():
             raise SserdError("this CPU does not run bfloat16 natively (no AVX512-BF16 or AMX), so it would be "
                              "slower than float32: use --precision auto")
@@ -392,8 +396,7 @@ def load_model(name: str, device: str = "auto", strength: float = 1.0, warn=None
                reference_path: str = "auto", precision: str = "auto") -> EditModel:
     """``identity``, a bundle path, or the name of a bundle shipped in ``models/``; ``precision`` one of
     :data:`PRECISIONS` (the identity model has no networks: it takes any)."""
-    if precision not in PRECISIONS:
-        raise SserdError(f"unknown precision '{precision}': use {', '.join(PRECISIONS)}")
+    check_precision(precision)  # the identity model has no networks to set, but a wrong name is still wrong
     if name == IDENTITY:
         return IdentityModel()
     from ..resources import bundled_models_dir
